@@ -1,0 +1,5 @@
+import sys
+
+from bayespinn.cli import main
+
+sys.exit(main())

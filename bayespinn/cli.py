@@ -1,0 +1,183 @@
+"""The ``bayespinn`` command. Exit 0 on success, 2 on bad input (one line on stderr), 1 on a bug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bayespinn.errors import UserError
+
+__all__ = ["main"]
+
+
+def _jax_setup(chains: int = 4) -> None:
+    """Float64 and one XLA host device per chain; must run before JAX computes anything."""
+    import numpyro
+
+    numpyro.set_host_device_count(max(chains, os.cpu_count() or 1))
+    numpyro.enable_x64()
+
+
+def _print_table(run) -> None:
+    from bayespinn.summary_text import format_run
+
+    print(format_run(run))
+
+
+def cmd_calibrate(args) -> int:
+    import dataclasses
+
+    from bayespinn.pipeline import calibrate
+    from bayespinn.study import load_study
+
+    study = load_study(args.study)
+    overrides = {k: getattr(args, k) for k in ("chains", "warmup", "samples", "seed")
+                 if getattr(args, k) is not None}
+    if overrides:
+        study = dataclasses.replace(study, inference=dataclasses.replace(study.inference, **overrides))
+    if args.out:
+        study = dataclasses.replace(study, output_dir=Path(args.out))
+    _jax_setup(study.inference.chains)
+    _print_table(calibrate(study, progress=not args.quiet))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from bayespinn.demo import run_demo
+
+    _jax_setup(4)
+    run, seconds = run_demo(Path(args.out), progress=not args.quiet)
+    _print_table(run)
+    print(f"demo finished in {seconds:.1f} s")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from bayespinn.simulate import parse_assignments, simulate_csv
+
+    values = parse_assignments(args.values)
+    path = simulate_csv(args.system, values, Path(args.out), t_end_s=args.t_end, points=args.points,
+                        noise=args.noise, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from surrogates.registry import TRAINERS
+
+    if args.surrogate not in TRAINERS:
+        raise UserError(f"train: found {args.surrogate!r}, expected one of {', '.join(TRAINERS)}")
+    try:
+        card = TRAINERS[args.surrogate](args.device, args.out and Path(args.out), args.physics_only,
+                                        args.quick, args.checkpoint and Path(args.checkpoint),
+                                        not args.quiet)
+    except ValueError as exc:  # an unusable --device
+        raise UserError(str(exc)) from None
+    print(json.dumps(card["validation"], indent=2))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from surrogates.pinn.card import read_card, write_json_atomic
+    from surrogates.registry import VALIDATORS
+
+    if args.surrogate not in VALIDATORS:
+        raise UserError(f"validate: found {args.surrogate!r}, expected one of {', '.join(VALIDATORS)}")
+    result, path = VALIDATORS[args.surrogate](args.weights and Path(args.weights), args.points)
+    result = {k: v for k, v in result.items() if k != "per_point_rmse"}
+    print(json.dumps(result, indent=2))
+    if args.write:
+        card = read_card(path)
+        write_json_atomic(Path(path).with_suffix(".json"), {**card, "validation": result})
+    return 0
+
+
+def cmd_surrogates(args) -> int:
+    from surrogates.registry import load, names
+
+    for name in names():
+        model = load(name)
+        print(name)
+        print(f"  parameters: {', '.join(model.parameters)}; conditions: {', '.join(model.conditions)}")
+        print(f"  observables: {', '.join(model.observables)}")
+        if model.card:
+            box = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in model.card["domain"].items())
+            print(f"  trained domain: {box}")
+            for obs, s in model.card["validation"]["rmse"].items():
+                print(f"  {obs} RMSE vs reference: median {s['median']:.2e}, p95 {s['p95']:.2e}, "
+                      f"max {s['max']:.2e}")
+        else:
+            print("  reference solver: exact up to solver tolerance")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bayespinn", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="calibrate m and d on the bundled SMIB data set")
+    demo.add_argument("--out", default="bayespinn-demo", help="run directory (default: %(default)s)")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    cal = sub.add_parser("calibrate", help="calibrate a study file")
+    cal.add_argument("study")
+    cal.add_argument("--out", help="run directory (default: the study's [output] dir)")
+    for flag in ("chains", "warmup", "samples", "seed"):
+        cal.add_argument(f"--{flag}", type=int)
+    cal.add_argument("--quiet", action="store_true")
+    cal.set_defaults(func=cmd_calibrate)
+
+    sim = sub.add_parser("simulate", help="reference solver → synthetic CSV")
+    sim.add_argument("system", help="e.g. power.smib")
+    sim.add_argument("values", nargs="*", metavar="NAME=VALUE", help="parameters and conditions")
+    sim.add_argument("--out", "-o", required=True)
+    sim.add_argument("--t-end", type=float, default=20.0, help="last time [s] (default: %(default)s)")
+    sim.add_argument("--points", type=int, default=201, help="number of times (default: %(default)s)")
+    sim.add_argument("--noise", type=float, default=0.0,
+                     help="noise sd as a fraction of each observable's range (0.01 = 1 %%)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(func=cmd_simulate)
+
+    tr = sub.add_parser("train", help="train a surrogate and write its weights and card")
+    tr.add_argument("surrogate")
+    tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tr.add_argument("--out", help="weights path (default: the shipped weights file)")
+    tr.add_argument("--checkpoint", help="checkpoint file; an existing one is resumed")
+    tr.add_argument("--physics-only", action="store_true", help="no reference data in the loss")
+    tr.add_argument("--quick", action="store_true", help="smoke-sized run")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    val = sub.add_parser("validate", help="error of a surrogate against its reference solver")
+    val.add_argument("surrogate")
+    val.add_argument("--weights", help="weights file (default: the shipped one)")
+    val.add_argument("--points", type=int, default=128, help="held-out Sobol points")
+    val.add_argument("--write", action="store_true", help="write the result into the card")
+    val.set_defaults(func=cmd_validate)
+
+    sur = sub.add_parser("surrogates", help="list surrogates with domains and errors")
+    sur.set_defaults(func=cmd_surrogates)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"bayespinn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayespinn: interrupted; nothing was written for the unfinished run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

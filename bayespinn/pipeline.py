@@ -1,0 +1,168 @@
+"""``calibrate(study) -> Run``: check everything, sample, write the run directory atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayespinn import checks
+from bayespinn.data import Measurements
+from bayespinn.study import Study
+from inference.arviz_adapter import to_inference_data
+from inference.diagnostics import summary, verdict
+from inference.model import ModelSpec, build_model
+from inference.nuts import MCMCSettings, run_mcmc
+from surrogates.base import ForwardModel
+
+__all__ = ["Run", "Prepared", "prepare", "calibrate", "RUN_FILES"]
+
+RUN_FILES = ("posterior.nc", "summary.csv", "diagnostics.json", "report.html", "study.toml", "log.txt")
+log = logging.getLogger("bayespinn")
+
+
+@dataclass(frozen=True)
+class Run:
+    dir: Path
+    table: pd.DataFrame
+    diagnostics: dict
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A study checked against its model and data, with the NumPyro model built."""
+
+    study: Study
+    model: ForwardModel
+    data: Measurements
+    spec: ModelSpec
+    numpyro_model: object
+
+
+def prepare(study: Study) -> Prepared:
+    """All checks of the study, the model and the data; raises UserError before anything is written."""
+    model = checks.load_model(study)
+    checks.check_names(study, model)
+    domain = checks.check_domain(study, model)
+    data = checks.load_data(study, model, domain)
+    noise = checks.resolve_noise(study, data)
+    surrogate_sigma = model.validation_rmse() if study.inference.surrogate_error == "rmse" else {}
+    spec = ModelSpec(priors=study.priors, observables=tuple(data.values), noise=noise,
+                     surrogate_sigma={k: surrogate_sigma.get(k, 0.0) for k in data.values},
+                     likelihood=study.inference.likelihood)
+    return Prepared(study, model, data, spec, build_model(_forward(model, study, data), spec))
+
+
+def _forward(model: ForwardModel, study: Study, data: Measurements):
+    import jax.numpy as jnp
+
+    t_s = jnp.asarray(data.time_s)
+    conditions = dict(study.conditions)
+
+    def forward(theta: dict) -> dict:
+        return model.jax_forward(t_s, **conditions, **theta)
+
+    return forward
+
+
+def _settings(study: Study) -> MCMCSettings:
+    inf = study.inference
+    return MCMCSettings(kernel=inf.engine, chains=inf.chains, warmup=inf.warmup, samples=inf.samples,
+                        seed=inf.seed, target_accept=inf.target_accept)
+
+
+def sample(prep: Prepared, progress: bool = True):
+    """Run the engine; returns (InferenceData, summary table, diagnostics)."""
+    import jax.numpy as jnp
+
+    settings = _settings(prep.study)
+    y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
+    mcmc, wall = run_mcmc(prep.numpyro_model, {"y": y}, settings, progress=progress)
+    attrs = {"engine": settings.kernel, "chains": settings.chains, "warmup": settings.warmup,
+             "samples": settings.samples, "seed": settings.seed, "wall_time_s": round(wall, 3),
+             "surrogate": prep.model.name, "surrogate_error": prep.study.inference.surrogate_error}
+    idata = to_inference_data(
+        mcmc, prep.numpyro_model, {"y": y}, seed=settings.seed, attrs=attrs,
+        coords={"time": prep.data.time_s}, dims={obs: ["time"] for obs in prep.data.values})
+    table = summary(idata, list(prep.study.priors), prep.study.truth or None)
+    diagnostics = {**verdict(idata, table), "wall_time_s": wall}
+    return idata, table, diagnostics
+
+
+def _meta(prep: Prepared) -> dict:
+    study = prep.study
+    return {
+        "title": f"{study.path.stem}: {prep.model.name}",
+        "surrogate": prep.model.name,
+        "card": prep.model.card,
+        "parameters": list(study.priors),
+        "observables": list(prep.data.values),
+        "units": dict(prep.model.units),
+        "truth": study.truth or None,
+        "conditions": study.conditions,
+        "study_path": str(study.path),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+
+
+def _write(prep: Prepared, idata, table, diagnostics, log_text: str) -> Path:
+    """Write every file into a temporary sibling directory, then move it into place."""
+    from bayespinn.report import write_report
+
+    out = prep.study.output_dir
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        idata.to_netcdf(str(tmp / "posterior.nc"))
+        table.to_csv(tmp / "summary.csv")
+        (tmp / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2, default=_json) + "\n")
+        (tmp / "study.toml").write_text(prep.study.text)
+        write_report(tmp / "report.html", idata, table, diagnostics, _meta(prep))
+        (tmp / "log.txt").write_text(log_text)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _json(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def calibrate(study: Study, progress: bool = True) -> Run:
+    """Check, sample, diagnose and write ``study.output_dir``; returns the run."""
+    lines: list[str] = []
+    note = lines.append
+    t0 = time.perf_counter()
+    prep = prepare(study)
+    note(f"study {study.path}; model {prep.model.name}; {len(prep.data.time_s)} times; "
+         f"observables {', '.join(prep.data.values)}")
+    note(f"engine {study.inference.engine}: {study.inference.chains} chains, "
+         f"{study.inference.warmup} warmup, {study.inference.samples} samples, seed {study.inference.seed}")
+    idata, table, diagnostics = sample(prep, progress)
+    note(f"sampling took {diagnostics['wall_time_s']:.1f} s; converged: {diagnostics['converged']}")
+    for warning in diagnostics["warnings"]:
+        note(f"warning: {warning}")
+    note(f"total {time.perf_counter() - t0:.1f} s")
+    for line in lines:
+        log.info(line)
+    out = _write(prep, idata, table, diagnostics, "\n".join(lines) + "\n")
+    return Run(out, table, diagnostics)

@@ -1,0 +1,348 @@
+"""One self-contained HTML report of a calibration: verdict, posterior, surrogate, figures, metadata.
+
+Figures are PNGs embedded as base64 ``data:`` URIs and the styling is inline, so the file opens
+offline and can be mailed or archived on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import MatplotlibDeprecationWarning
+from numpy.typing import ArrayLike
+
+__all__ = ["write_report"]
+
+BAND_PROB = 0.9
+_COLUMNS = {"mean": "mean", "sd": "sd", "hdi_5%": "HDI 5 %", "hdi_95%": "HDI 95 %",
+            "mcse_mean": "MCSE mean", "r_hat": "R-hat", "ess_bulk": "ESS bulk", "ess_tail": "ESS tail",
+            "truth": "truth"}
+# R-hat is judged against 1.01 and ESS is a count, so they get fixed decimals, not significant digits.
+_DECIMALS = {"r_hat": 3, "ess_bulk": 0, "ess_tail": 0}
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.3em; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.verdict { border: 2px solid; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; }
+.verdict h2 { margin: 0.2em 0; }
+.ok { background: #e6f4ea; border-color: #1e7e34; color: #14532d; }
+.bad { background: #fdecea; border-color: #b71c1c; color: #7f1d1d; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+def write_report(path: Path, idata: az.InferenceData, table: pd.DataFrame, diagnostics: dict,
+                 meta: dict) -> Path:
+    """Write the calibration report to ``path`` (atomically) and return ``path``.
+
+    Parameters
+    ----------
+    path
+        Destination ``.html`` file; its directory must exist.
+    idata
+        Groups ``posterior``, ``sample_stats``, ``observed_data``, ``posterior_predictive``; the
+        observables carry a ``time`` coordinate in seconds; run settings in ``posterior.attrs``.
+    table
+        One row per parameter (index ``parameter``), columns as ``inference.diagnostics.summary``.
+    diagnostics
+        The verdict of ``inference.diagnostics.verdict`` plus ``wall_time_s``.
+    meta
+        ``title``, ``surrogate``, ``card``, ``parameters``, ``observables``, ``units``, ``truth``,
+        ``conditions``, ``study_path`` (see ``bayespinn.pipeline``).
+    """
+    path = Path(path)
+    open_before = set(plt.get_fignums())
+    try:
+        body = [_verdict_section(meta, diagnostics), _table_section(table, meta),
+                _surrogate_section(meta), _trace_section(idata, meta), _pair_section(idata, meta),
+                _predictive_section(idata, meta), _metadata_section(idata, meta)]
+    finally:
+        # A figure left open by a section that failed half-way would leak across calls.
+        for number in set(plt.get_fignums()) - open_before:
+            plt.close(number)
+    _write_atomic(path, _page(str(meta.get("title", "bayespinn report")), body))
+    return path
+
+
+def band_coverage(observed: ArrayLike, predictive_draws: ArrayLike, prob: float = BAND_PROB) -> float:
+    """Share of observed points inside the central ``prob`` posterior-predictive band.
+
+    The band at each time is the ``(1 - prob)/2`` to ``(1 + prob)/2`` quantile (linear
+    interpolation) over all draws; points on its edges count as inside.
+
+    Parameters
+    ----------
+    observed
+        Data, shape ``(n_time,)``.
+    predictive_draws
+        Posterior-predictive draws, shape ``(..., n_time)``: every leading axis (chain, draw) is a
+        draw.
+    """
+    y = np.asarray(observed, dtype=float)
+    lo, _, hi = _band(predictive_draws, y.shape[-1], prob)
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def _band(predictive_draws: ArrayLike, n_time: int, prob: float) -> np.ndarray:
+    """Lower quantile, median and upper quantile over draws, shape ``(3, n_time)``."""
+    draws = np.asarray(predictive_draws, dtype=float)
+    if draws.shape[-1] != n_time:
+        raise ValueError(f"predictive draws end in {draws.shape[-1]} times, the data has {n_time}")
+    draws = draws.reshape(-1, n_time)
+    return np.quantile(draws, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _verdict_section(meta: dict, d: dict) -> str:
+    ok = bool(d.get("converged"))
+    head = "Converged — results can be trusted" if ok else "NOT converged — do not trust these results"
+    items = "".join(f"<li>{_e(w)}</li>" for w in d.get("warnings") or [])
+    numbers = [("max R-hat", _fmt(d.get("max_rhat"), 3)), ("min ESS bulk", _fmt(d.get("min_ess_bulk"), 0)),
+               ("min ESS tail", _fmt(d.get("min_ess_tail"), 0)), ("divergences", _fmt(d.get("divergences"), 0)),
+               ("min E-BFMI", _fmt(d.get("min_bfmi"))), ("sampling wall time", _seconds(d.get("wall_time_s")))]
+    return (f"<h1>{_e(meta.get('title', 'bayespinn report'))}</h1>"
+            f'<div class="verdict {"ok" if ok else "bad"}"><h2>{_e(head)}</h2>'
+            f"{f'<ul>{items}</ul>' if items else ''}</div>" + _key_values(numbers))
+
+
+def _table_section(table: pd.DataFrame, meta: dict) -> str:
+    units = meta.get("units") or {}
+    columns = [c for c in _COLUMNS if c in table.columns] + [c for c in table.columns if c not in _COLUMNS]
+    head = "".join(f"<th>{_e(_COLUMNS.get(c, c))}</th>" for c in columns)
+    rows = "".join(
+        f"<tr><td>{_e(_with_unit(name, units.get(name)))}</td>"
+        + "".join(f"<td>{_e(_fmt(row[c], _DECIMALS.get(c)))}</td>" for c in columns)
+        + "</tr>"
+        for name, row in table.iterrows())
+    return ("<h2>Posterior</h2><p>Mean, sd and 90 % highest-density interval of each parameter.</p>"
+            f'<table class="posterior"><tr><th>parameter</th>{head}</tr>{rows}</table>')
+
+
+def _surrogate_section(meta: dict) -> str:
+    card = meta.get("card")
+    name = f"<p>Model: <code>{_e(meta.get('surrogate', ''))}</code></p>"
+    if card is None:
+        return f"<h2>Surrogate</h2>{name}<p>reference solver (no surrogate error)</p>"
+    units = {**(card.get("units") or {}), **(meta.get("units") or {})}
+    domain = [(_with_unit(k, units.get(k)), f"[{_fmt(lo)}, {_fmt(hi)}]")
+              for k, (lo, hi) in (card.get("domain") or {}).items()]
+    training = card.get("training") or {}
+    trained = [("hardware", str(training.get("hardware", "—"))), ("wall time", _seconds(training.get("wall_time_s"))),
+               ("training data", str(training.get("mix", "—")))]
+    return (f"<h2>Surrogate</h2>{name}<h3>Trained domain</h3>{_key_values(domain)}"
+            f"{_validation(card.get('validation') or {})}<h3>Training</h3>{_key_values(trained)}")
+
+
+def _validation(validation: dict) -> str:
+    rmse = validation.get("rmse") or {}
+    if not rmse:
+        return "<h3>Validation</h3><p>No validation error in the card.</p>"
+    stats = ("median", "p95", "max")
+    rows = "".join(f"<tr><td>{_e(obs)}</td>" + "".join(f"<td>{_e(_fmt(v.get(s)))}</td>" for s in stats)
+                   + "</tr>" for obs, v in rmse.items())
+    return ("<h3>Validation against the reference solver</h3>"
+            f"<p>RMSE per trajectory on the held-out design: {_e(validation.get('design', '—'))}</p>"
+            f'<table><tr><th>observable</th>{"".join(f"<th>{s}</th>" for s in stats)}</tr>{rows}</table>')
+
+
+def _trace_section(idata: az.InferenceData, meta: dict) -> str:
+    units = meta.get("units") or {}
+    figures = []
+    for name in _parameters(idata, meta):
+        with _arviz_quiet():
+            axes = az.plot_trace(idata, var_names=[name], compact=False)
+        label = _with_unit(name, units.get(name))
+        for ax in np.ravel(axes):
+            ax.set_title(label)
+        np.ravel(axes)[-1].set_xlabel("Draw")
+        figures.append(_figure(np.ravel(axes)[0].figure,
+                               f"Trace of {label}: density per chain (left) and draws (right)."))
+    return "<h2>Trace plots</h2>" + "".join(figures)
+
+
+def _pair_section(idata: az.InferenceData, meta: dict) -> str:
+    names = _parameters(idata, meta)
+    if len(names) < 2:
+        return "<h2>Pair plot</h2><p>Only one parameter: see its trace plot.</p>"
+    with _arviz_quiet():
+        axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True,
+                            scatter_kwargs={"alpha": 0.3, "s": 12})
+    truth = {k: float(v) for k, v in (meta.get("truth") or {}).items() if k in names and np.isfinite(v)}
+    _mark_truth(axes, names, truth)
+    _label_units(axes, meta.get("units") or {})
+    fig = axes[-1, 0].figure
+    caption = "Joint and marginal posterior draws" + ("; truth as red lines." if truth else ".")
+    return "<h2>Pair plot</h2>" + _figure(fig, caption)
+
+
+def _mark_truth(axes: np.ndarray, names: list[str], truth: dict) -> None:
+    # arviz rotates the last marginal only when there are exactly two variables.
+    style = {"color": "tab:red", "lw": 1.2}
+    for i, y_name in enumerate(names):
+        for j, x_name in enumerate(names[: i + 1]):
+            ax = axes[i, j]
+            if i == j:
+                line = ax.axhline if (len(names) == 2 and i == 1) else ax.axvline
+                if x_name in truth:
+                    line(truth[x_name], **style)
+                continue
+            if x_name in truth:
+                ax.axvline(truth[x_name], **style)
+            if y_name in truth:
+                ax.axhline(truth[y_name], **style)
+
+
+def _label_units(axes: np.ndarray, units: dict) -> None:
+    for ax in (a for a in np.ravel(axes) if a is not None):
+        ax.set_xlabel(_with_unit(ax.get_xlabel(), units.get(ax.get_xlabel())))
+        ax.set_ylabel(_with_unit(ax.get_ylabel(), units.get(ax.get_ylabel())))
+
+
+def _predictive_section(idata: az.InferenceData, meta: dict) -> str:
+    parts = ["<h2>Posterior predictive</h2>"]
+    for obs in meta.get("observables") or list(idata.posterior_predictive.data_vars):
+        if obs not in idata.observed_data or obs not in idata.posterior_predictive:
+            parts.append(f"<p>{_e(obs)}: no observed data or posterior predictive in the run.</p>")
+            continue
+        parts.append(_predictive_observable(idata, obs))
+    return "".join(parts)
+
+
+def _predictive_observable(idata: az.InferenceData, obs: str) -> str:
+    data = idata.observed_data[obs]
+    time = np.asarray(data[data.dims[-1]].values, dtype=float)
+    observed = np.asarray(data.values, dtype=float)
+    draws = idata.posterior_predictive[obs].transpose("chain", "draw", ...).values
+    share = band_coverage(observed, draws, BAND_PROB)
+    inside = round(share * observed.size)
+    text = (f'<p class="coverage">{_e(obs)}: {inside} of {observed.size} data points '
+            f"({100 * share:.1f} %) lie inside the {100 * BAND_PROB:.0f} % posterior-predictive band.</p>")
+    caption = (f"{obs}: data, posterior-predictive median and 5–95 % band (top); data minus median "
+               "(bottom).")
+    return _figure(_predictive_figure(time, observed, draws, obs), caption) + text
+
+
+def _predictive_figure(time: np.ndarray, observed: np.ndarray, draws: np.ndarray, obs: str):
+    lo, med, hi = _band(draws, observed.size, BAND_PROB)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 5), layout="constrained",
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.fill_between(time, lo, hi, color="tab:blue", alpha=0.25, label="5–95 % band")
+    top.plot(time, med, color="tab:blue", label="median")
+    top.plot(time, observed, "o", color="k", ms=3, label="data")
+    top.set_ylabel(obs)
+    top.legend(loc="best", fontsize="small")
+    bottom.fill_between(time, lo - med, hi - med, color="tab:blue", alpha=0.25)
+    bottom.axhline(0.0, color="tab:blue", lw=1)
+    bottom.plot(time, observed - med, "o", color="k", ms=3)
+    unit = re.search(r"\[([^\]]*)\]\s*$", obs)
+    bottom.set_ylabel(f"Residual [{unit.group(1)}]" if unit else "Residual")
+    bottom.set_xlabel("Time [s]")
+    return fig
+
+
+def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
+    attrs = idata.posterior.attrs
+    run = [(k, str(attrs.get(k, "—"))) for k in ("engine", "chains", "warmup", "samples", "seed")]
+    run += [(k, str(attrs[k])) for k in ("surrogate_error",) if k in attrs]
+    run += [("machine", str(meta["machine"]))] if meta.get("machine") else []
+    run.append(("study", str(meta.get("study_path", "—"))))
+    units = meta.get("units") or {}
+    conditions = [(_with_unit(k, units.get(k)), _fmt(v) if _is_number(v) else str(v))
+                  for k, v in (meta.get("conditions") or {}).items()]
+    return ("<h2>Run</h2>" + _key_values(run) + "<h3>Conditions</h3>"
+            + (_key_values(conditions) if conditions else "<p>none</p>"))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _parameters(idata: az.InferenceData, meta: dict) -> list[str]:
+    return [p for p in meta.get("parameters") or [] if p in idata.posterior] or list(idata.posterior.data_vars)
+
+
+@contextlib.contextmanager
+def _arviz_quiet():
+    """arviz 0.23 passes dicts to ``matplotlib.cbook.normalize_kwargs``, deprecated in matplotlib 3.11;
+    nothing for us to change, so that one warning is silenced around arviz calls only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping",
+                                category=MatplotlibDeprecationWarning)
+        yield
+
+
+def _figure(fig, caption: str) -> str:
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _key_values(pairs: list[tuple[str, str]]) -> str:
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in pairs)
+    return f'<table class="kv">{rows}</table>'
+
+
+def _page(title: str, body: list[str]) -> str:
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _with_unit(name: str, unit: str | None) -> str:
+    return f"{name} [{unit}]" if unit else str(name)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _fmt(value, decimals: int | None = None) -> str:
+    """4 significant digits, or a fixed number of decimals; ``—`` for missing or NaN."""
+    if value is None or not _is_number(value) or not np.isfinite(value):
+        return "—" if value is None or _is_number(value) else str(value)
+    return f"{value:.{decimals}f}" if decimals is not None else f"{value:.4g}"
+
+
+def _seconds(value) -> str:
+    return f"{float(value):.1f} s" if _is_number(value) and np.isfinite(value) else "—"
+
+
+def _e(text) -> str:
+    return html.escape(str(text))

@@ -1,0 +1,201 @@
+"""Study files (TOML) → a validated, frozen configuration.
+
+Every error names the file, the key, what was found and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bayespinn.errors import UserError
+from inference.priors import KINDS, Prior
+
+__all__ = ["ENGINES", "SURROGATE_ERRORS", "Inference", "Study", "load_study", "parse_study"]
+
+ENGINES = ("nuts", "hmc")
+SURROGATE_ERRORS = ("rmse", "off")
+_SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
+
+
+@dataclass(frozen=True)
+class Inference:
+    engine: str = "nuts"
+    chains: int = 4
+    warmup: int = 1000
+    samples: int = 1000
+    seed: int = 0
+    target_accept: float = 0.8
+    likelihood: str = "normal"
+    surrogate_error: str = "rmse"
+
+
+@dataclass(frozen=True)
+class Study:
+    path: Path
+    text: str
+    surrogate: str
+    data_path: Path
+    observables: tuple[str, ...] | None
+    conditions: dict[str, float]
+    priors: dict[str, Prior]
+    sigma: Any  # "infer", a number, or {observable: number}
+    sigma_scale: Any  # None, a number, or {observable: number}
+    inference: Inference
+    output_dir: Path
+    truth: dict[str, float] = field(default_factory=dict)
+
+
+class _Reader:
+    """Typed access to a parsed TOML table that reports errors as ``file: [section] key: ...``."""
+
+    def __init__(self, path: Path, table: dict, section: str):
+        self.path, self.table, self.section = path, table, section
+
+    def error(self, key: str, found: Any, expected: str) -> UserError:
+        where = f"[{self.section}] {key}" if self.section else key
+        return UserError(f"{self.path}: {where}: found {found!r}, expected {expected}")
+
+    def get(self, key: str, kind: type | tuple, default: Any = ..., expected: str = "") -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise UserError(f"{self.path}: [{self.section}] {key}: missing, expected {expected}")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise self.error(key, value, expected)
+        return value
+
+    def number(self, key: str, default: Any = ...) -> float:
+        value = self.get(key, float, default, "a number")
+        if value is not None and value is not ... and not math.isfinite(value):
+            raise self.error(key, value, "a finite number")
+        return value
+
+    def table_(self, key: str) -> dict:
+        return self.get(key, dict, {}, "a table")
+
+
+def _prior(path: Path, name: str, table: Any) -> Prior:
+    section = f"parameters.{name}"
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: [{section}]: found {table!r}, expected a table with prior = ...")
+    r = _Reader(path, table, section)
+    kind = r.get("prior", str, expected=f"one of {', '.join(KINDS)}")
+    if kind not in KINDS:
+        raise r.error("prior", kind, f"one of {', '.join(KINDS)}")
+    unknown = set(table) - {"prior", "lower", "upper", "loc", "scale"}
+    if unknown:
+        raise r.error(sorted(unknown)[0], table[sorted(unknown)[0]], "prior, lower, upper, loc or scale")
+    bounded = kind in ("uniform", "loguniform", "truncated_normal")
+    centred = kind in ("normal", "lognormal", "truncated_normal")
+    prior = Prior(
+        kind,
+        lower=r.number("lower") if bounded else -math.inf,
+        upper=r.number("upper") if bounded else math.inf,
+        loc=r.number("loc") if centred else 0.0,
+        scale=r.number("scale") if centred else 1.0,
+    )
+    if bounded and not prior.lower < prior.upper:
+        raise r.error("upper", prior.upper, f"a number above lower = {prior.lower}")
+    if kind == "loguniform" and prior.lower <= 0:
+        raise r.error("lower", prior.lower, "a positive number for a loguniform prior")
+    if centred and prior.scale <= 0:
+        raise r.error("scale", prior.scale, "a positive number")
+    return prior
+
+
+def _inference(path: Path, table: dict) -> Inference:
+    r = _Reader(path, table, "inference")
+    engine = r.get("engine", str, "nuts", f"one of {', '.join(ENGINES)}")
+    if engine not in ENGINES:
+        raise r.error("engine", engine, f"one of {', '.join(ENGINES)}")
+    counts = {k: r.get(k, int, getattr(Inference, k), "a positive integer")
+              for k in ("chains", "warmup", "samples")}
+    for key, value in counts.items():
+        if value < 1:
+            raise r.error(key, value, "a positive integer")
+    likelihood = r.get("likelihood", str, "normal", "normal or student_t")
+    if likelihood not in ("normal", "student_t"):
+        raise r.error("likelihood", likelihood, "normal or student_t")
+    surrogate_error = r.get("surrogate_error", str, "rmse", " or ".join(SURROGATE_ERRORS))
+    if surrogate_error not in SURROGATE_ERRORS:
+        raise r.error("surrogate_error", surrogate_error, " or ".join(SURROGATE_ERRORS))
+    target = r.number("target_accept", 0.8)
+    if not 0 < target < 1:
+        raise r.error("target_accept", target, "a number between 0 and 1")
+    return Inference(engine=engine, seed=r.get("seed", int, 0, "an integer"), target_accept=target,
+                     likelihood=likelihood, surrogate_error=surrogate_error, **counts)
+
+
+def _noise(path: Path, table: dict) -> tuple[Any, Any]:
+    r = _Reader(path, table, "noise")
+    sigma = table.get("sigma", "infer")
+    if not (sigma == "infer" or isinstance(sigma, (int, float, dict)) and not isinstance(sigma, bool)):
+        raise r.error("sigma", sigma, '"infer", a number or a table {observable = number}')
+    for obs, value in (sigma.items() if isinstance(sigma, dict) else [("sigma", sigma)]):
+        if value != "infer" and not (isinstance(value, (int, float)) and value > 0):
+            raise r.error(obs, value, "a positive number")
+    scale = table.get("scale")
+    if scale is not None and not isinstance(scale, (int, float, dict)):
+        raise r.error("scale", scale, "a positive number or a table {observable = number}")
+    return sigma, scale
+
+
+def _numbers(path: Path, table: dict, section: str) -> dict[str, float]:
+    r = _Reader(path, table, section)
+    return {key: r.number(key) for key in table}
+
+
+def parse_study(path: Path, text: str) -> Study:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML: {exc}") from None
+    unknown = set(doc) - _SECTIONS
+    if unknown:
+        raise UserError(f"{path}: [{sorted(unknown)[0]}]: unknown section, expected one of "
+                        f"{', '.join(sorted(_SECTIONS))}")
+    top = _Reader(path, doc, "")
+    surrogate = _Reader(path, top.table_("surrogate"), "surrogate").get(
+        "name", str, expected='a registry name such as "power.smib"')
+    data = _Reader(path, top.table_("data"), "data")
+    observables = data.get("observables", list, None, "a list of column names")
+    if observables is not None and not all(isinstance(o, str) for o in observables):
+        raise data.error("observables", observables, "a list of column names")
+    params = top.table_("parameters")
+    if not params:
+        raise UserError(f"{path}: [parameters]: missing, expected one [parameters.NAME] table per "
+                        "inferred parameter")
+    sigma, scale = _noise(path, top.table_("noise"))
+    out = _Reader(path, top.table_("output"), "output").get("dir", str, f"runs/{path.stem}", "a path")
+    return Study(
+        path=path,
+        text=text,
+        surrogate=surrogate,
+        data_path=(path.parent / data.get("path", str, expected="a path to a CSV file")),
+        observables=tuple(observables) if observables else None,
+        conditions=_numbers(path, top.table_("conditions"), "conditions"),
+        priors={name: _prior(path, name, t) for name, t in params.items()},
+        sigma=sigma,
+        sigma_scale=scale,
+        inference=_inference(path, top.table_("inference")),
+        output_dir=path.parent / out,
+        truth=_numbers(path, top.table_("truth"), "truth"),
+    )
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{path}: study file not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file, expected a TOML study") from None
+    return parse_study(path, text)

@@ -1,0 +1,1 @@
+"""Statistics: priors, likelihoods, engines and diagnostics on a forward function θ ↦ ŷ."""

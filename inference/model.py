@@ -1,0 +1,65 @@
+"""Bayesian model: priors × likelihood of observed curves given a forward function.
+
+The likelihood σ of each observable is ``sqrt(σ_noise² + σ_surrogate²)``: σ_noise fixed or inferred
+(HalfNormal), σ_surrogate the forward model's held-out RMSE (``surrogate_error = "rmse"``) or 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from inference.priors import Prior, distribution
+
+__all__ = ["Noise", "ModelSpec", "build_model", "sigma_site"]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Measurement noise of one observable: ``sigma`` fixed, or inferred with HalfNormal(scale)."""
+
+    sigma: float | None = None
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    priors: Mapping[str, Prior]
+    observables: tuple[str, ...]
+    noise: Mapping[str, Noise]
+    surrogate_sigma: Mapping[str, float] = field(default_factory=dict)
+    likelihood: str = "normal"
+    student_df: float = 4.0
+
+
+def sigma_site(observable: str) -> str:
+    return f"sigma: {observable}"
+
+
+def build_model(forward: Callable[[dict], dict], spec: ModelSpec):
+    """A NumPyro model ``model(y=None)``; ``y`` maps observable names to observed arrays.
+
+    ``forward`` maps a dict of parameter values to a dict of predicted arrays, one per
+    observable, on the observation grid.
+    """
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(y: dict | None = None):
+        theta = {name: numpyro.sample(name, distribution(p)) for name, p in spec.priors.items()}
+        mean = forward(theta)
+        for obs in spec.observables:
+            noise = spec.noise[obs]
+            if noise.sigma is None:
+                sigma = numpyro.sample(sigma_site(obs), dist.HalfNormal(noise.scale))
+            else:
+                sigma = noise.sigma
+            total = jnp.sqrt(sigma**2 + spec.surrogate_sigma.get(obs, 0.0) ** 2)
+            if spec.likelihood == "student_t":
+                lik = dist.StudentT(spec.student_df, mean[obs], total)
+            else:
+                lik = dist.Normal(mean[obs], total)
+            numpyro.sample(obs, lik.to_event(1), obs=None if y is None else y[obs])
+
+    return model

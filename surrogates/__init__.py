@@ -1,0 +1,1 @@
+"""Physics: PINN machinery, physical systems, reference solvers and the trained surrogates."""

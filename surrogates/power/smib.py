@@ -1,0 +1,124 @@
+"""Single-machine infinite-bus (SMIB) swing equation: the system, its dimensionless form, its PINN.
+
+    m·δ'' + d·δ' + B·sin(δ) = P,      δ(0) = delta0,  δ'(0) = omega0
+
+Dividing by ``B`` and rescaling time by ``sqrt(m/B)`` (s = t·sqrt(B/m)) gives
+
+    δ_ss + ζ·δ_s + sin(δ) = p,        ζ = d/sqrt(m·B),  p = P/B,  δ_s(0) = omega0·sqrt(m/B)
+
+so the trajectory depends on four numbers, not six: the network learns δ(s; ζ, p, delta0, w0)
+and w = δ_s, and any ``B`` is reached exactly (a study at ``B`` is the trained problem at
+``B_TRAIN`` with ``m, d, P`` multiplied by ``B_TRAIN/B``). The rescaled time also makes the
+oscillation period nearly the same for every inertia, which is what makes the network small.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "PARAMETERS",
+    "CONDITIONS",
+    "OBSERVABLES",
+    "UNITS",
+    "B_TRAIN",
+    "TRAINED_BOX",
+    "T_MAX_S",
+    "dimensionless",
+    "encode",
+    "hard_ic",
+    "to_observables",
+    "rhs",
+    "domain_for",
+]
+
+PARAMETERS = ("m", "d")
+CONDITIONS = ("B", "P", "delta0", "omega0")
+OBSERVABLES = ("Angle [rad]", "Frequency deviation [rad.s-1]")
+UNITS = {
+    "m": "p.u.·s²/rad",
+    "d": "p.u.·s/rad",
+    "B": "p.u.",
+    "P": "p.u.",
+    "delta0": "rad",
+    "omega0": "rad.s-1",
+    "t": "s",
+}
+B_TRAIN = 0.2
+T_MAX_S = 20.0
+# The box the network was trained on, at B = B_TRAIN. No trajectory in it slips a pole.
+TRAINED_BOX = {
+    "t": (0.0, T_MAX_S),
+    "m": (0.1, 1.0),
+    "d": (0.05, 0.5),
+    "P": (0.05, 0.15),
+    "delta0": (-0.2, 0.3),
+    "omega0": (-0.3, 0.3),
+}
+
+# Ranges of the dimensionless inputs over the trained box, used to normalise them to [-1, 1].
+_S_MAX = T_MAX_S * math.sqrt(B_TRAIN / TRAINED_BOX["m"][0])
+_LOG_ZETA = (
+    math.log(TRAINED_BOX["d"][0] / math.sqrt(TRAINED_BOX["m"][1] * B_TRAIN)),
+    math.log(TRAINED_BOX["d"][1] / math.sqrt(TRAINED_BOX["m"][0] * B_TRAIN)),
+)
+_P = (TRAINED_BOX["P"][0] / B_TRAIN, TRAINED_BOX["P"][1] / B_TRAIN)
+_W0_MAX = TRAINED_BOX["omega0"][1] * math.sqrt(TRAINED_BOX["m"][1] / B_TRAIN)
+
+
+def _unit(x, lo, hi):
+    return (x - lo) * (2.0 / (hi - lo)) - 1.0
+
+
+def dimensionless(xp: Any, t, m, d, P, B, delta0, omega0):
+    """(s, ζ, p, delta0, w0, ω-scale [rad.s-1 per unit of w]) from physical inputs."""
+    rate = xp.sqrt(B / m)  # 1/s: dimensionless time per second
+    return t * rate, d / xp.sqrt(m * B), P / B, delta0, omega0 / rate, rate
+
+
+def encode(xp: Any, s, zeta, p, delta0, w0):
+    """Network input in [-1, 1]^5 (log ζ, because ζ spans a factor of 30)."""
+    cols = [
+        _unit(s, 0.0, _S_MAX),
+        _unit(xp.log(zeta), *_LOG_ZETA),
+        _unit(p, *_P),
+        _unit(delta0, *TRAINED_BOX["delta0"]),
+        w0 / _W0_MAX,
+    ]
+    base = 0.0 * (s + zeta + p + delta0 + w0)  # broadcast shape, the same in torch and JAX
+    return xp.stack([c + base for c in cols], -1)
+
+
+def hard_ic(xp: Any, s, delta0, w0, out):
+    """Initial conditions held exactly by construction.
+
+    δ = delta0 + w0·(1−e^−s) + (1−e^−s)²·N₁ and w = w0 + (1−e^−s)·N₂: the saturating factor keeps
+    the correction bounded at large s (``δ0 + ω0·t + t²·N`` grows without bound and was three
+    times less accurate in the trial the foundation issue reports).
+    """
+    g = 1.0 - xp.exp(-s)
+    delta = delta0 + w0 * g + g * g * out[..., 0]
+    w = w0 + g * out[..., 1]
+    return delta, w
+
+
+def to_observables(delta, w, rate):
+    """Angle [rad] and frequency deviation [rad.s-1] = w·sqrt(B/m)."""
+    return {OBSERVABLES[0]: delta, OBSERVABLES[1]: w * rate}
+
+
+def rhs(t, y, m, d, P, B):
+    """Right-hand side of the first-order swing equation in physical units, y = (δ, ω)."""
+    delta, omega = y
+    return [omega, (P - d * omega - B * math.sin(delta)) / m]
+
+
+def domain_for(B: float) -> dict[str, tuple[float, float]]:
+    """The trained box expressed at a study's ``B``: m, d and P scale with B/B_TRAIN."""
+    k = B / B_TRAIN
+    box = dict(TRAINED_BOX)
+    for name in ("m", "d", "P"):
+        lo, hi = TRAINED_BOX[name]
+        box[name] = (lo * k, hi * k)
+    return box

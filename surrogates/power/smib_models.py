@@ -1,0 +1,79 @@
+"""``power.smib`` (the trained PINN) and ``power.smib:reference`` (the ODE solved exactly)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from surrogates.base import DomainError
+from surrogates.pinn.card import load_weights
+from surrogates.power import smib, smib_reference
+from surrogates.power.smib_pinn import WEIGHTS, predict
+
+__all__ = ["SmibSurrogate", "SmibReference"]
+
+
+class _SmibBase:
+    parameters = smib.PARAMETERS
+    conditions = smib.CONDITIONS
+    observables = smib.OBSERVABLES
+    units = smib.UNITS
+
+    def domain(self, conditions: dict[str, float]) -> dict[str, tuple[float, float]]:
+        B = conditions.get("B", smib.B_TRAIN)
+        if not (isinstance(B, (int, float)) and B > 0):
+            raise DomainError(f"B: found {B!r}, expected a positive number")
+        return smib.domain_for(float(B))
+
+
+class SmibSurrogate(_SmibBase):
+    """The parametric PINN; ``m, d, P`` at any ``B`` reach the trained box by exact rescaling."""
+
+    name = "power.smib"
+
+    def __init__(self, path: Path = WEIGHTS):
+        weights, self.card = load_weights(path)
+        self._weights = weights
+        self._n_layers = self.card["architecture"]["n_layers"]
+
+    def validation_rmse(self) -> dict[str, float]:
+        return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}
+
+    def numpy_forward(self, t_s, **values):
+        return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
+
+    def jax_forward(self, t_s, **values):
+        import jax.numpy as jnp
+
+        # NumPy weights enter a JAX trace as constants; caching jnp copies would leak tracers.
+        return predict(jnp, self._weights, self._n_layers, jnp.asarray(t_s), **values)
+
+    def torch_forward(self, t_s, **values):
+        import torch
+
+        w = {k: torch.from_numpy(v) for k, v in self._weights.items()}
+        return predict(torch, w, self._n_layers, torch.as_tensor(t_s, dtype=torch.float64), **values)
+
+
+class SmibReference(_SmibBase):
+    """The swing equation itself: ``solve_ivp`` for NumPy, diffrax for JAX (no trained box)."""
+
+    name = "power.smib:reference"
+    card = None
+
+    def domain(self, conditions):
+        box = super().domain(conditions)
+        # The ODE holds for any positive m, d; only the time window is bounded by the data.
+        return {**box, "m": (0.0, math.inf), "d": (0.0, math.inf), "t": (0.0, math.inf)}
+
+    def validation_rmse(self):
+        return {k: 0.0 for k in self.observables}
+
+    def numpy_forward(self, t_s, **values):
+        return smib_reference.solve(t_s, **values)
+
+    def jax_forward(self, t_s, **values):
+        return smib_reference.solve_jax(t_s, **values)
+

@@ -1,0 +1,199 @@
+"""The ``power.smib`` PINN: training problem, trained surrogate (torch and JAX), validation."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surrogates.pinn.card import load_weights, save_weights
+from surrogates.pinn.network import MLP, mlp_apply
+from surrogates.pinn.trainer import TrainConfig, train
+from surrogates.pinn.validation import rmse_stats, sobol_design
+from surrogates.power import smib, smib_reference
+
+__all__ = ["WEIGHTS", "SMIB_CONFIG", "PHYSICS_ONLY_CONFIG", "SmibProblem", "predict", "train_smib", "validate_smib", "load_smib_weights"]
+
+WEIGHTS = Path(__file__).parent / "weights" / "smib.safetensors"
+_BOX_ORDER = ("t", "m", "d", "P", "delta0", "omega0")
+VALIDATION_TIMES_S = np.linspace(0.0, smib.T_MAX_S, 201)
+
+# The configuration of the shipped weights (physics residual + reference trajectories).
+SMIB_CONFIG = TrainConfig(hidden=(128, 128, 128, 128), adam_steps=20_000, lbfgs_steps=1_500,
+                          n_trajectories=3_000, lbfgs_collocation=8_192, lbfgs_data=16_384)
+# The physics-only comparison run recorded in the card (no solver data in the loss).
+PHYSICS_ONLY_CONFIG = TrainConfig(hidden=(128, 128, 128, 128), adam_steps=8_000, lbfgs_steps=500,
+                                  data_weight=0.0, lbfgs_collocation=16_384)
+
+
+def predict(xp, weights: dict, n_layers: int, t, m, d, P, B, delta0, omega0) -> dict:
+    """Observables at physical inputs (any broadcastable shapes), in the array namespace ``xp``.
+
+    ``t`` must be an array of ``xp``; the other inputs may be Python numbers or arrays.
+    """
+    m, d, P, B, delta0, omega0 = (xp.asarray(v, dtype=t.dtype) for v in (m, d, P, B, delta0, omega0))
+    s, zeta, p, d0, w0, rate = smib.dimensionless(xp, t, m, d, P, B, delta0, omega0)
+    out = mlp_apply(xp, weights, smib.encode(xp, s, zeta, p, d0, w0), n_layers)
+    delta, w = smib.hard_ic(xp, s, d0, w0, out)
+    return smib.to_observables(delta, w, rate)
+
+
+def _uniform_box(n: int, gen: torch.Generator) -> torch.Tensor:
+    lo = torch.tensor([smib.TRAINED_BOX[k][0] for k in _BOX_ORDER])
+    hi = torch.tensor([smib.TRAINED_BOX[k][1] for k in _BOX_ORDER])
+    return lo + (hi - lo) * torch.rand(n, len(_BOX_ORDER), generator=gen)
+
+
+@dataclass
+class SmibProblem:
+    """Residuals of the dimensionless swing equation, and reference trajectories for the data term."""
+
+    n_trajectories: int = 0
+    times_per_trajectory: int = 64
+    seed: int = 0
+    data_x: torch.Tensor = field(init=False, repr=False)
+    data_y: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.n_trajectories > 0:
+            self.data_x, self.data_y = self._reference_data()
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return _uniform_box(n, gen)
+
+    def _reference_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed + 1000)
+        params = _uniform_box(self.n_trajectories, gen)[:, 1:].double().numpy()
+        rng = np.random.default_rng(self.seed + 1000)
+        xs, ys = [], []
+        for m, d, P, delta0, omega0 in params:
+            t = np.sort(rng.uniform(0.0, smib.T_MAX_S, self.times_per_trajectory))
+            y = smib_reference.solve(t, m, d, P, smib.B_TRAIN, delta0, omega0)
+            rate = np.sqrt(smib.B_TRAIN / m)
+            cols = np.broadcast_arrays(t, m, d, P, delta0, omega0)
+            xs.append(np.stack(cols, -1))
+            ys.append(np.stack([y[smib.OBSERVABLES[0]], y[smib.OBSERVABLES[1]] / rate], -1))
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+    def data_batch(self, n, gen, device, dtype=torch.float32):
+        idx = torch.randint(0, len(self.data_x), (n,), generator=gen)
+        return self.data_x[idx].to(device, dtype), self.data_y[idx].to(device, dtype)
+
+    @staticmethod
+    def _state(model, x, s_requires_grad: bool):
+        t, m, d, P, delta0, omega0 = x.unbind(-1)
+        s, zeta, p, d0, w0, _ = smib.dimensionless(torch, t, m, d, P, smib.B_TRAIN, delta0, omega0)
+        if s_requires_grad:
+            s = s.detach().requires_grad_(True)
+        out = model(smib.encode(torch, s, zeta, p, d0, w0))
+        delta, w = smib.hard_ic(torch, s, d0, w0, out)
+        return s, zeta, p, delta, w
+
+    def physics_loss(self, model, x):
+        """Mean squared residual of δ_s = w and w_s + ζ·w + sin δ = p."""
+        s, zeta, p, delta, w = self._state(model, x, True)
+        delta_s, w_s = (torch.autograd.grad(v.sum(), s, create_graph=True)[0] for v in (delta, w))
+        r1 = delta_s - w
+        r2 = w_s + zeta * w + torch.sin(delta) - p
+        return (r1**2).mean() + (r2**2).mean()
+
+    def data_loss(self, model, batch):
+        x, y = batch
+        _, _, _, delta, w = self._state(model, x, False)
+        return ((delta - y[:, 0]) ** 2).mean() + ((w - y[:, 1]) ** 2).mean()
+
+
+def _weights_np(model: MLP) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+
+
+def load_smib_weights(path: Path = WEIGHTS) -> tuple[dict[str, np.ndarray], dict]:
+    return load_weights(path)
+
+
+def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int = 12345) -> dict:
+    """Per-trajectory RMSE of both observables against ``solve_ivp`` on a held-out Sobol design.
+
+    The design covers the trained box (excluding t, which is the 201-point grid on [0, 20] s);
+    its seed differs from every training seed.
+    """
+    box = {k: smib.TRAINED_BOX[k] for k in _BOX_ORDER[1:]}
+    design = sobol_design(box, n_points, seed)
+    t = VALIDATION_TIMES_S
+    w = {k: torch.from_numpy(np.asarray(v, float)) for k, v in weights.items()}
+    rmse = {name: [] for name in smib.OBSERVABLES}
+    for i in range(n_points):
+        row = {k: float(design[k][i]) for k in box}
+        ref = smib_reference.solve(t, B=smib.B_TRAIN, **row)
+        with torch.no_grad():
+            pred = predict(torch, w, n_layers, torch.from_numpy(t), B=smib.B_TRAIN, **row)
+        for name in smib.OBSERVABLES:
+            rmse[name].append(np.sqrt(np.mean((pred[name].numpy() - ref[name]) ** 2)))
+    return {
+        "design": f"{n_points} scrambled Sobol points (seed {seed}) over m, d, P, delta0, omega0 "
+        f"at B = {smib.B_TRAIN}; 201 times on [0, 20] s; reference solve_ivp DOP853 "
+        f"rtol={smib_reference.RTOL}, atol={smib_reference.ATOL}",
+        "rmse": {name: rmse_stats(np.array(v)) for name, v in rmse.items()},
+        "per_point_rmse": {name: [float(x) for x in v] for name, v in rmse.items()},
+    }
+
+
+def train_smib(config: TrainConfig, out: Path = WEIGHTS, checkpoint: Path | None = None,
+               progress: bool = True) -> dict:
+    """Train, validate and write ``smib.safetensors`` with its card. Returns the card."""
+    t0 = time.perf_counter()
+    problem = SmibProblem(n_trajectories=config.n_trajectories if config.data_weight > 0 else 0,
+                          seed=config.seed)
+    model = MLP(5, 2, config.hidden, seed=config.seed)
+    record = train(problem, model, config, checkpoint=checkpoint, progress=progress)
+    weights = _weights_np(model)
+    n_layers = len(model.layers)
+    validation = validate_smib(weights, n_layers)
+    card = _card(config, record, validation, n_layers, time.perf_counter() - t0)
+    return save_weights(out, weights, card)
+
+
+def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int, wall_s: float) -> dict:
+    import jax
+    import scipy
+
+    device = record["device"]
+    hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else (
+        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    return {
+        "name": "power.smib",
+        "system": "m·δ'' + d·δ' + B·sin(δ) = P, δ(0)=delta0, δ'(0)=omega0",
+        "architecture": {
+            "type": "tanh MLP", "inputs": ["s", "log zeta", "p", "delta0", "w0"],
+            "hidden": list(config.hidden), "outputs": ["N_delta", "N_w"], "n_layers": n_layers,
+            "hard_initial_conditions": "δ = δ0 + w0·(1−e^−s) + (1−e^−s)²·N1 ; w = w0 + (1−e^−s)·N2",
+            "dtype": "float64",
+        },
+        "normalisation": "s = t·sqrt(B/m), zeta = d/sqrt(m·B), p = P/B, w0 = omega0·sqrt(m/B); "
+        "each mapped linearly to [-1, 1] over the trained box (zeta in log)",
+        "domain": {k: list(v) for k, v in smib.TRAINED_BOX.items()},
+        "B_trained": smib.B_TRAIN,
+        "B_rescaling": "a study at B uses m·B_trained/B, d·B_trained/B, P·B_trained/B; exact",
+        "parameters": list(smib.PARAMETERS),
+        "conditions": list(smib.CONDITIONS),
+        "observables": list(smib.OBSERVABLES),
+        "units": smib.UNITS,
+        "training": {
+            "config": config.to_dict(),
+            "loss": "physics_weight·(mean r1² + mean r2²) + data_weight·(mean Δδ² + mean Δw²)",
+            "mix": ("physics residual only" if config.data_weight == 0 else
+                    f"physics residual at resampled collocation points + {config.n_trajectories} "
+                    "solve_ivp trajectories × 64 random times (data term)"),
+            "device": device,
+            "hardware": hardware,
+            "wall_time_s": round(wall_s, 1),
+            "final_loss": record["history"][-1] if record["history"] else None,
+        },
+        "versions": {"torch": torch.__version__, "jax": jax.__version__, "scipy": scipy.__version__,
+                     "python": platform.python_version()},
+        "validation": {k: v for k, v in validation.items() if k != "per_point_rmse"},
+    }

@@ -1,0 +1,70 @@
+"""Registry of forward models by name: ``power.smib``, ``power.smib:reference``, ..."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from surrogates.base import ForwardModel
+
+__all__ = ["UnknownSurrogateError", "names", "load"]
+
+
+class UnknownSurrogateError(KeyError):
+    pass
+
+
+def _smib():
+    from surrogates.power.smib_models import SmibSurrogate
+
+    return SmibSurrogate()
+
+
+def _smib_reference():
+    from surrogates.power.smib_models import SmibReference
+
+    return SmibReference()
+
+
+_LOADERS: dict[str, Callable[[], ForwardModel]] = {
+    "power.smib": _smib,
+    "power.smib:reference": _smib_reference,
+}
+
+
+def names() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load(name: str) -> ForwardModel:
+    try:
+        loader = _LOADERS[name]
+    except KeyError:
+        raise UnknownSurrogateError(
+            f"unknown surrogate {name!r}; known: {', '.join(names())}"
+        ) from None
+    return loader()
+
+
+def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+    import dataclasses
+
+    from surrogates.power.smib_pinn import PHYSICS_ONLY_CONFIG, SMIB_CONFIG, train_smib
+
+    config = PHYSICS_ONLY_CONFIG if physics_only else SMIB_CONFIG
+    if quick:  # a smoke-sized run: minutes on a CPU, far from the accuracy bar
+        config = dataclasses.replace(config, adam_steps=200, lbfgs_steps=10, n_trajectories=100)
+    config = dataclasses.replace(config, device=device)
+    kwargs = {"checkpoint": checkpoint, "progress": progress}
+    return train_smib(config, **({"out": out} if out else {}), **kwargs)
+
+
+def _smib_validate(path, n_points: int):
+    from surrogates.pinn.card import load_weights
+    from surrogates.power.smib_pinn import WEIGHTS, validate_smib
+
+    weights, card = load_weights(path or WEIGHTS)
+    return validate_smib(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+
+
+TRAINERS = {"power.smib": _smib_train}
+VALIDATORS = {"power.smib": _smib_validate}
