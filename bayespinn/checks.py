@@ -10,11 +10,11 @@ from bayespinn.data import TIME, Measurements, load_measurements, read_table, sp
 from bayespinn.errors import UserError
 from bayespinn.study import Study
 from inference.model import Noise
-from surrogates.base import ForwardModel
+from surrogates.base import DomainError, ForwardModel
 from surrogates.pinn.card import WeightsHashError
 from surrogates.registry import UnknownSurrogateError, load
 
-__all__ = ["load_model", "check_names", "check_domain", "load_data", "resolve_noise"]
+__all__ = ["check_domain", "check_names", "load_data", "load_model", "resolve_noise"]
 
 
 def load_model(study: Study) -> ForwardModel:
@@ -30,36 +30,51 @@ def check_names(study: Study, model: ForwardModel) -> None:
     """Every prior names a model parameter; every model input is either inferred or given."""
     for name in study.priors:
         if name not in model.parameters:
-            raise UserError(f"{study.path}: [parameters.{name}]: unknown parameter of {model.name}, "
-                            f"expected one of {', '.join(model.parameters)}")
+            raise UserError(
+                f"{study.path}: [parameters.{name}]: unknown parameter of {model.name}, "
+                f"expected one of {', '.join(model.parameters)}"
+            )
     known = set(model.parameters) | set(model.conditions)
     for name in study.conditions:
         if name not in known:
-            raise UserError(f"{study.path}: [conditions] {name}: unknown input of {model.name}, "
-                            f"expected one of {', '.join(sorted(known))}")
+            raise UserError(
+                f"{study.path}: [conditions] {name}: unknown input of {model.name}, "
+                f"expected one of {', '.join(sorted(known))}"
+            )
         if name in study.priors:
-            raise UserError(f"{study.path}: [conditions] {name}: also inferred under [parameters.{name}], "
-                            "expected one or the other")
+            raise UserError(
+                f"{study.path}: [conditions] {name}: also inferred under [parameters.{name}], "
+                "expected one or the other"
+            )
     for name in (*model.parameters, *model.conditions):
         if name not in study.priors and name not in study.conditions:
-            raise UserError(f"{study.path}: {name}: neither inferred nor given, expected "
-                            f"[parameters.{name}] or {name} = ... under [conditions]")
+            raise UserError(
+                f"{study.path}: {name}: neither inferred nor given, expected "
+                f"[parameters.{name}] or {name} = ... under [conditions]"
+            )
 
 
 def check_domain(study: Study, model: ForwardModel) -> dict[str, tuple[float, float]]:
     """Conditions and prior supports must lie inside the model's (trained) domain."""
-    domain = model.domain(study.conditions)
+    try:
+        domain = model.domain(study.conditions)
+    except DomainError as exc:  # e.g. B <= 0: the model has no domain at these conditions
+        raise UserError(f"{study.path}: [conditions] {exc}") from None
     for name, value in study.conditions.items():
         lo, hi = domain.get(name, (-math.inf, math.inf))
         if not lo <= value <= hi:
-            raise UserError(f"{study.path}: [conditions] {name}: found {value:g}, expected within "
-                            f"[{lo:g}, {hi:g}], the domain of {model.name}")
+            raise UserError(
+                f"{study.path}: [conditions] {name}: found {value:g}, expected within "
+                f"[{lo:g}, {hi:g}], the domain of {model.name}"
+            )
     for name, prior in study.priors.items():
         lo, hi = domain[name]
         p_lo, p_hi = prior.support()
         if p_lo < lo or p_hi > hi:
-            raise UserError(f"{study.path}: [parameters.{name}]: {prior.kind} prior on [{p_lo:g}, {p_hi:g}] "
-                            f"leaves the domain of {model.name}, expected within [{lo:g}, {hi:g}]")
+            raise UserError(
+                f"{study.path}: [parameters.{name}]: {prior.kind} prior on [{p_lo:g}, {p_hi:g}] "
+                f"leaves the domain of {model.name}, expected within [{lo:g}, {hi:g}]"
+            )
     return domain
 
 
@@ -67,14 +82,18 @@ def _observables(study: Study, model: ForwardModel) -> list[str]:
     if study.observables:
         for obs in study.observables:
             if obs not in model.observables:
-                raise UserError(f"{study.path}: [data] observables: found {obs!r}, expected some of "
-                                f"{', '.join(model.observables)}")
+                raise UserError(
+                    f"{study.path}: [data] observables: found {obs!r}, expected some of "
+                    f"{', '.join(model.observables)}"
+                )
         return list(study.observables)
     present = {split_column(str(c))[0] for c in read_table(study.data_path).columns}
     chosen = [o for o in model.observables if split_column(o)[0] in present]
     if not chosen:
-        raise UserError(f"{study.data_path}: no column of {', '.join(model.observables)}, expected at "
-                        "least one observable")
+        raise UserError(
+            f"{study.data_path}: no column of {', '.join(model.observables)}, expected at "
+            "least one observable"
+        )
     return chosen
 
 
@@ -83,8 +102,10 @@ def load_data(study: Study, model: ForwardModel, domain: dict) -> Measurements:
     lo, hi = domain["t"]
     t = data.time_s
     if t.min() < lo or t.max() > hi:
-        raise UserError(f"{study.data_path}: column {TIME!r}: found times in [{t.min():g}, {t.max():g}] s, "
-                        f"expected within [{lo:g}, {hi:g}] s, the domain of {model.name}")
+        raise UserError(
+            f"{study.data_path}: column {TIME!r}: found times in [{t.min():g}, {t.max():g}] s, "
+            f"expected within [{lo:g}, {hi:g}] s, the domain of {model.name}"
+        )
     return data
 
 
@@ -101,8 +122,11 @@ def resolve_noise(study: Study, data: Measurements) -> dict[str, Noise]:
     noise = {}
     for obs, y in data.values.items():
         sigma = _per_observable(study.sigma, obs, study.path, "sigma")
+        if sigma != "infer":  # a fixed σ needs no prior scale, so a scale table may leave it out
+            noise[obs] = Noise(sigma=float(sigma))
+            continue
         scale = _per_observable(study.sigma_scale, obs, study.path, "scale")
         if scale is None:
             scale = float(np.std(y)) or 1.0
-        noise[obs] = Noise(sigma=None if sigma == "infer" else float(sigma), scale=float(scale))
+        noise[obs] = Noise(sigma=None, scale=float(scale))
     return noise

@@ -35,8 +35,9 @@ def cmd_calibrate(args) -> int:
     from bayespinn.study import load_study
 
     study = load_study(args.study)
-    overrides = {k: getattr(args, k) for k in ("chains", "warmup", "samples", "seed")
-                 if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k) for k in ("chains", "warmup", "samples", "seed") if getattr(args, k) is not None
+    }
     if overrides:
         study = dataclasses.replace(study, inference=dataclasses.replace(study.inference, **overrides))
     if args.out:
@@ -60,8 +61,15 @@ def cmd_simulate(args) -> int:
     from bayespinn.simulate import parse_assignments, simulate_csv
 
     values = parse_assignments(args.values)
-    path = simulate_csv(args.system, values, Path(args.out), t_end_s=args.t_end, points=args.points,
-                        noise=args.noise, seed=args.seed)
+    path = simulate_csv(
+        args.system,
+        values,
+        Path(args.out),
+        t_end_s=args.t_end,
+        points=args.points,
+        noise=args.noise,
+        seed=args.seed,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -72,9 +80,14 @@ def cmd_train(args) -> int:
     if args.surrogate not in TRAINERS:
         raise UserError(f"train: found {args.surrogate!r}, expected one of {', '.join(TRAINERS)}")
     try:
-        card = TRAINERS[args.surrogate](args.device, args.out and Path(args.out), args.physics_only,
-                                        args.quick, args.checkpoint and Path(args.checkpoint),
-                                        not args.quiet)
+        card = TRAINERS[args.surrogate](
+            args.device,
+            args.out and Path(args.out),
+            args.physics_only,
+            args.quick,
+            args.checkpoint and Path(args.checkpoint),
+            not args.quiet,
+        )
     except ValueError as exc:  # an unusable --device
         raise UserError(str(exc)) from None
     print(json.dumps(card["validation"], indent=2))
@@ -108,8 +121,10 @@ def cmd_surrogates(args) -> int:
             box = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in model.card["domain"].items())
             print(f"  trained domain: {box}")
             for obs, s in model.card["validation"]["rmse"].items():
-                print(f"  {obs} RMSE vs reference: median {s['median']:.2e}, p95 {s['p95']:.2e}, "
-                      f"max {s['max']:.2e}")
+                print(
+                    f"  {obs} RMSE vs reference: median {s['median']:.2e}, p95 {s['p95']:.2e}, "
+                    f"max {s['max']:.2e}"
+                )
         else:
             print("  reference solver: exact up to solver tolerance")
     return 0
@@ -138,8 +153,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", "-o", required=True)
     sim.add_argument("--t-end", type=float, default=20.0, help="last time [s] (default: %(default)s)")
     sim.add_argument("--points", type=int, default=201, help="number of times (default: %(default)s)")
-    sim.add_argument("--noise", type=float, default=0.0,
-                     help="noise sd as a fraction of each observable's range (0.01 = 1 %%)")
+    sim.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="noise sd as a fraction of each observable's range (0.01 = 1 %%)",
+    )
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(func=cmd_simulate)
 

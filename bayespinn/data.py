@@ -17,7 +17,7 @@ import pandas as pd
 
 from bayespinn.errors import UserError
 
-__all__ = ["UNITS", "TIME", "Measurements", "split_column", "load_measurements", "read_table"]
+__all__ = ["TIME", "UNITS", "Measurements", "load_measurements", "read_table", "split_column"]
 
 TIME = "Time [s]"
 # unit -> (canonical unit, factor to multiply by to reach it)
@@ -88,8 +88,10 @@ def _column(frame: pd.DataFrame, path: Path, wanted: str) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             row = int(bad[0])
-            raise UserError(f"{path}: column {name!r} row {row + 2}: found {frame[name].iloc[row]!r}, "
-                            "expected a finite number")
+            raise UserError(
+                f"{path}: column {name!r} row {row + 2}: found {frame[name].iloc[row]!r}, "
+                "expected a finite number"
+            )
         return values
     found = ", ".join(map(str, frame.columns))
     raise UserError(f"{path}: missing column {wanted!r} (found: {found})")
@@ -101,8 +103,10 @@ def _check_time(path: Path, column: str, t: np.ndarray) -> None:
     if bad.size:
         i = int(bad[0]) + 1
         kind = "duplicate time" if step[i - 1] == 0 else "time goes backwards at"
-        raise UserError(f"{path}: column {column!r} row {i + 2}: {kind} {t[i]:g} s after {t[i - 1]:g} s, "
-                        "expected strictly increasing times")
+        raise UserError(
+            f"{path}: column {column!r} row {i + 2}: {kind} {t[i]:g} s after {t[i - 1]:g} s, "
+            "expected strictly increasing times"
+        )
 
 
 def load_measurements(path: str | Path, observables: list[str]) -> Measurements:

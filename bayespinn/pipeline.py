@@ -24,7 +24,7 @@ from inference.model import ModelSpec, build_model
 from inference.nuts import MCMCSettings, run_mcmc
 from surrogates.base import ForwardModel
 
-__all__ = ["Run", "Prepared", "prepare", "calibrate", "RUN_FILES"]
+__all__ = ["RUN_FILES", "Prepared", "Run", "calibrate", "prepare"]
 
 RUN_FILES = ("posterior.nc", "summary.csv", "diagnostics.json", "report.html", "study.toml", "log.txt")
 log = logging.getLogger("bayespinn")
@@ -56,9 +56,13 @@ def prepare(study: Study) -> Prepared:
     data = checks.load_data(study, model, domain)
     noise = checks.resolve_noise(study, data)
     surrogate_sigma = model.validation_rmse() if study.inference.surrogate_error == "rmse" else {}
-    spec = ModelSpec(priors=study.priors, observables=tuple(data.values), noise=noise,
-                     surrogate_sigma={k: surrogate_sigma.get(k, 0.0) for k in data.values},
-                     likelihood=study.inference.likelihood)
+    spec = ModelSpec(
+        priors=study.priors,
+        observables=tuple(data.values),
+        noise=noise,
+        surrogate_sigma={k: surrogate_sigma.get(k, 0.0) for k in data.values},
+        likelihood=study.inference.likelihood,
+    )
     return Prepared(study, model, data, spec, build_model(_forward(model, study, data), spec))
 
 
@@ -76,8 +80,14 @@ def _forward(model: ForwardModel, study: Study, data: Measurements):
 
 def _settings(study: Study) -> MCMCSettings:
     inf = study.inference
-    return MCMCSettings(kernel=inf.engine, chains=inf.chains, warmup=inf.warmup, samples=inf.samples,
-                        seed=inf.seed, target_accept=inf.target_accept)
+    return MCMCSettings(
+        kernel=inf.engine,
+        chains=inf.chains,
+        warmup=inf.warmup,
+        samples=inf.samples,
+        seed=inf.seed,
+        target_accept=inf.target_accept,
+    )
 
 
 def sample(prep: Prepared, progress: bool = True):
@@ -87,12 +97,25 @@ def sample(prep: Prepared, progress: bool = True):
     settings = _settings(prep.study)
     y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
     mcmc, wall = run_mcmc(prep.numpyro_model, {"y": y}, settings, progress=progress)
-    attrs = {"engine": settings.kernel, "chains": settings.chains, "warmup": settings.warmup,
-             "samples": settings.samples, "seed": settings.seed, "wall_time_s": round(wall, 3),
-             "surrogate": prep.model.name, "surrogate_error": prep.study.inference.surrogate_error}
+    attrs = {
+        "engine": settings.kernel,
+        "chains": settings.chains,
+        "warmup": settings.warmup,
+        "samples": settings.samples,
+        "seed": settings.seed,
+        "wall_time_s": round(wall, 3),
+        "surrogate": prep.model.name,
+        "surrogate_error": prep.study.inference.surrogate_error,
+    }
     idata = to_inference_data(
-        mcmc, prep.numpyro_model, {"y": y}, seed=settings.seed, attrs=attrs,
-        coords={"time": prep.data.time_s}, dims={obs: ["time"] for obs in prep.data.values})
+        mcmc,
+        prep.numpyro_model,
+        {"y": y},
+        seed=settings.seed,
+        attrs=attrs,
+        coords={"time": prep.data.time_s},
+        dims={obs: ["time"] for obs in prep.data.values},
+    )
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
     return idata, table, diagnostics
@@ -153,10 +176,14 @@ def calibrate(study: Study, progress: bool = True) -> Run:
     note = lines.append
     t0 = time.perf_counter()
     prep = prepare(study)
-    note(f"study {study.path}; model {prep.model.name}; {len(prep.data.time_s)} times; "
-         f"observables {', '.join(prep.data.values)}")
-    note(f"engine {study.inference.engine}: {study.inference.chains} chains, "
-         f"{study.inference.warmup} warmup, {study.inference.samples} samples, seed {study.inference.seed}")
+    note(
+        f"study {study.path}; model {prep.model.name}; {len(prep.data.time_s)} times; "
+        f"observables {', '.join(prep.data.values)}"
+    )
+    note(
+        f"engine {study.inference.engine}: {study.inference.chains} chains, "
+        f"{study.inference.warmup} warmup, {study.inference.samples} samples, seed {study.inference.seed}"
+    )
     idata, table, diagnostics = sample(prep, progress)
     note(f"sampling took {diagnostics['wall_time_s']:.1f} s; converged: {diagnostics['converged']}")
     for warning in diagnostics["warnings"]:

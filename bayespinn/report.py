@@ -30,9 +30,17 @@ from numpy.typing import ArrayLike
 __all__ = ["write_report"]
 
 BAND_PROB = 0.9
-_COLUMNS = {"mean": "mean", "sd": "sd", "hdi_5%": "HDI 5 %", "hdi_95%": "HDI 95 %",
-            "mcse_mean": "MCSE mean", "r_hat": "R-hat", "ess_bulk": "ESS bulk", "ess_tail": "ESS tail",
-            "truth": "truth"}
+_COLUMNS = {
+    "mean": "mean",
+    "sd": "sd",
+    "hdi_5%": "HDI 5 %",
+    "hdi_95%": "HDI 95 %",
+    "mcse_mean": "MCSE mean",
+    "r_hat": "R-hat",
+    "ess_bulk": "ESS bulk",
+    "ess_tail": "ESS tail",
+    "truth": "truth",
+}
 # R-hat is judged against 1.01 and ESS is a count, so they get fixed decimals, not significant digits.
 _DECIMALS = {"r_hat": 3, "ess_bulk": 0, "ess_tail": 0}
 _CSS = """
@@ -51,8 +59,9 @@ figcaption { color: #555; font-size: 0.9em; }
 """
 
 
-def write_report(path: Path, idata: az.InferenceData, table: pd.DataFrame, diagnostics: dict,
-                 meta: dict) -> Path:
+def write_report(
+    path: Path, idata: az.InferenceData, table: pd.DataFrame, diagnostics: dict, meta: dict
+) -> Path:
     """Write the calibration report to ``path`` (atomically) and return ``path``.
 
     Parameters
@@ -73,9 +82,15 @@ def write_report(path: Path, idata: az.InferenceData, table: pd.DataFrame, diagn
     path = Path(path)
     open_before = set(plt.get_fignums())
     try:
-        body = [_verdict_section(meta, diagnostics), _table_section(table, meta),
-                _surrogate_section(meta), _trace_section(idata, meta), _pair_section(idata, meta),
-                _predictive_section(idata, meta), _metadata_section(idata, meta)]
+        body = [
+            _verdict_section(meta, diagnostics),
+            _table_section(table, meta),
+            _surrogate_section(meta),
+            _trace_section(idata, meta),
+            _pair_section(idata, meta),
+            _predictive_section(idata, meta),
+            _metadata_section(idata, meta),
+        ]
     finally:
         # A figure left open by a section that failed half-way would leak across calls.
         for number in set(plt.get_fignums()) - open_before:
@@ -119,12 +134,19 @@ def _verdict_section(meta: dict, d: dict) -> str:
     ok = bool(d.get("converged"))
     head = "Converged — results can be trusted" if ok else "NOT converged — do not trust these results"
     items = "".join(f"<li>{_e(w)}</li>" for w in d.get("warnings") or [])
-    numbers = [("max R-hat", _fmt(d.get("max_rhat"), 3)), ("min ESS bulk", _fmt(d.get("min_ess_bulk"), 0)),
-               ("min ESS tail", _fmt(d.get("min_ess_tail"), 0)), ("divergences", _fmt(d.get("divergences"), 0)),
-               ("min E-BFMI", _fmt(d.get("min_bfmi"))), ("sampling wall time", _seconds(d.get("wall_time_s")))]
-    return (f"<h1>{_e(meta.get('title', 'bayespinn report'))}</h1>"
-            f'<div class="verdict {"ok" if ok else "bad"}"><h2>{_e(head)}</h2>'
-            f"{f'<ul>{items}</ul>' if items else ''}</div>" + _key_values(numbers))
+    numbers = [
+        ("max R-hat", _fmt(d.get("max_rhat"), 3)),
+        ("min ESS bulk", _fmt(d.get("min_ess_bulk"), 0)),
+        ("min ESS tail", _fmt(d.get("min_ess_tail"), 0)),
+        ("divergences", _fmt(d.get("divergences"), 0)),
+        ("min E-BFMI", _fmt(d.get("min_bfmi"))),
+        ("sampling wall time", _seconds(d.get("wall_time_s"))),
+    ]
+    return (
+        f"<h1>{_e(meta.get('title', 'bayespinn report'))}</h1>"
+        f'<div class="verdict {"ok" if ok else "bad"}"><h2>{_e(head)}</h2>'
+        f"{f'<ul>{items}</ul>' if items else ''}</div>" + _key_values(numbers)
+    )
 
 
 def _table_section(table: pd.DataFrame, meta: dict) -> str:
@@ -135,9 +157,12 @@ def _table_section(table: pd.DataFrame, meta: dict) -> str:
         f"<tr><td>{_e(_with_unit(name, units.get(name)))}</td>"
         + "".join(f"<td>{_e(_fmt(row[c], _DECIMALS.get(c)))}</td>" for c in columns)
         + "</tr>"
-        for name, row in table.iterrows())
-    return ("<h2>Posterior</h2><p>Mean, sd and 90 % highest-density interval of each parameter.</p>"
-            f'<table class="posterior"><tr><th>parameter</th>{head}</tr>{rows}</table>')
+        for name, row in table.iterrows()
+    )
+    return (
+        "<h2>Posterior</h2><p>Mean, sd and 90 % highest-density interval of each parameter.</p>"
+        f'<table class="posterior"><tr><th>parameter</th>{head}</tr>{rows}</table>'
+    )
 
 
 def _surrogate_section(meta: dict) -> str:
@@ -146,13 +171,20 @@ def _surrogate_section(meta: dict) -> str:
     if card is None:
         return f"<h2>Surrogate</h2>{name}<p>reference solver (no surrogate error)</p>"
     units = {**(card.get("units") or {}), **(meta.get("units") or {})}
-    domain = [(_with_unit(k, units.get(k)), f"[{_fmt(lo)}, {_fmt(hi)}]")
-              for k, (lo, hi) in (card.get("domain") or {}).items()]
+    domain = [
+        (_with_unit(k, units.get(k)), f"[{_fmt(lo)}, {_fmt(hi)}]")
+        for k, (lo, hi) in (card.get("domain") or {}).items()
+    ]
     training = card.get("training") or {}
-    trained = [("hardware", str(training.get("hardware", "—"))), ("wall time", _seconds(training.get("wall_time_s"))),
-               ("training data", str(training.get("mix", "—")))]
-    return (f"<h2>Surrogate</h2>{name}<h3>Trained domain</h3>{_key_values(domain)}"
-            f"{_validation(card.get('validation') or {})}<h3>Training</h3>{_key_values(trained)}")
+    trained = [
+        ("hardware", str(training.get("hardware", "—"))),
+        ("wall time", _seconds(training.get("wall_time_s"))),
+        ("training data", str(training.get("mix", "—"))),
+    ]
+    return (
+        f"<h2>Surrogate</h2>{name}<h3>Trained domain</h3>{_key_values(domain)}"
+        f"{_validation(card.get('validation') or {})}<h3>Training</h3>{_key_values(trained)}"
+    )
 
 
 def _validation(validation: dict) -> str:
@@ -160,11 +192,15 @@ def _validation(validation: dict) -> str:
     if not rmse:
         return "<h3>Validation</h3><p>No validation error in the card.</p>"
     stats = ("median", "p95", "max")
-    rows = "".join(f"<tr><td>{_e(obs)}</td>" + "".join(f"<td>{_e(_fmt(v.get(s)))}</td>" for s in stats)
-                   + "</tr>" for obs, v in rmse.items())
-    return ("<h3>Validation against the reference solver</h3>"
-            f"<p>RMSE per trajectory on the held-out design: {_e(validation.get('design', '—'))}</p>"
-            f'<table><tr><th>observable</th>{"".join(f"<th>{s}</th>" for s in stats)}</tr>{rows}</table>')
+    rows = "".join(
+        f"<tr><td>{_e(obs)}</td>" + "".join(f"<td>{_e(_fmt(v.get(s)))}</td>" for s in stats) + "</tr>"
+        for obs, v in rmse.items()
+    )
+    return (
+        "<h3>Validation against the reference solver</h3>"
+        f"<p>RMSE per trajectory on the held-out design: {_e(validation.get('design', '—'))}</p>"
+        f"<table><tr><th>observable</th>{''.join(f'<th>{s}</th>' for s in stats)}</tr>{rows}</table>"
+    )
 
 
 def _trace_section(idata: az.InferenceData, meta: dict) -> str:
@@ -177,8 +213,11 @@ def _trace_section(idata: az.InferenceData, meta: dict) -> str:
         for ax in np.ravel(axes):
             ax.set_title(label)
         np.ravel(axes)[-1].set_xlabel("Draw")
-        figures.append(_figure(np.ravel(axes)[0].figure,
-                               f"Trace of {label}: density per chain (left) and draws (right)."))
+        figures.append(
+            _figure(
+                np.ravel(axes)[0].figure, f"Trace of {label}: density per chain (left) and draws (right)."
+            )
+        )
     return "<h2>Trace plots</h2>" + "".join(figures)
 
 
@@ -187,8 +226,9 @@ def _pair_section(idata: az.InferenceData, meta: dict) -> str:
     if len(names) < 2:
         return "<h2>Pair plot</h2><p>Only one parameter: see its trace plot.</p>"
     with _arviz_quiet():
-        axes = az.plot_pair(idata, var_names=names, kind="scatter", marginals=True,
-                            scatter_kwargs={"alpha": 0.3, "s": 12})
+        axes = az.plot_pair(
+            idata, var_names=names, kind="scatter", marginals=True, scatter_kwargs={"alpha": 0.3, "s": 12}
+        )
     truth = {k: float(v) for k, v in (meta.get("truth") or {}).items() if k in names and np.isfinite(v)}
     _mark_truth(axes, names, truth)
     _label_units(axes, meta.get("units") or {})
@@ -237,17 +277,19 @@ def _predictive_observable(idata: az.InferenceData, obs: str) -> str:
     draws = idata.posterior_predictive[obs].transpose("chain", "draw", ...).values
     share = band_coverage(observed, draws, BAND_PROB)
     inside = round(share * observed.size)
-    text = (f'<p class="coverage">{_e(obs)}: {inside} of {observed.size} data points '
-            f"({100 * share:.1f} %) lie inside the {100 * BAND_PROB:.0f} % posterior-predictive band.</p>")
-    caption = (f"{obs}: data, posterior-predictive median and 5–95 % band (top); data minus median "
-               "(bottom).")
+    text = (
+        f'<p class="coverage">{_e(obs)}: {inside} of {observed.size} data points '
+        f"({100 * share:.1f} %) lie inside the {100 * BAND_PROB:.0f} % posterior-predictive band.</p>"
+    )
+    caption = f"{obs}: data, posterior-predictive median and 5–95 % band (top); data minus median (bottom)."
     return _figure(_predictive_figure(time, observed, draws, obs), caption) + text
 
 
 def _predictive_figure(time: np.ndarray, observed: np.ndarray, draws: np.ndarray, obs: str):
     lo, med, hi = _band(draws, observed.size, BAND_PROB)
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 5), layout="constrained",
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(8, 5), layout="constrained", gridspec_kw={"height_ratios": [3, 1]}
+    )
     top.fill_between(time, lo, hi, color="tab:blue", alpha=0.25, label="5–95 % band")
     top.plot(time, med, color="tab:blue", label="median")
     top.plot(time, observed, "o", color="k", ms=3, label="data")
@@ -269,17 +311,25 @@ def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
     run += [("machine", str(meta["machine"]))] if meta.get("machine") else []
     run.append(("study", str(meta.get("study_path", "—"))))
     units = meta.get("units") or {}
-    conditions = [(_with_unit(k, units.get(k)), _fmt(v) if _is_number(v) else str(v))
-                  for k, v in (meta.get("conditions") or {}).items()]
-    return ("<h2>Run</h2>" + _key_values(run) + "<h3>Conditions</h3>"
-            + (_key_values(conditions) if conditions else "<p>none</p>"))
+    conditions = [
+        (_with_unit(k, units.get(k)), _fmt(v) if _is_number(v) else str(v))
+        for k, v in (meta.get("conditions") or {}).items()
+    ]
+    return (
+        "<h2>Run</h2>"
+        + _key_values(run)
+        + "<h3>Conditions</h3>"
+        + (_key_values(conditions) if conditions else "<p>none</p>")
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
 def _parameters(idata: az.InferenceData, meta: dict) -> list[str]:
-    return [p for p in meta.get("parameters") or [] if p in idata.posterior] or list(idata.posterior.data_vars)
+    return [p for p in meta.get("parameters") or [] if p in idata.posterior] or list(
+        idata.posterior.data_vars
+    )
 
 
 @contextlib.contextmanager
@@ -287,8 +337,9 @@ def _arviz_quiet():
     """arviz 0.23 passes dicts to ``matplotlib.cbook.normalize_kwargs``, deprecated in matplotlib 3.11;
     nothing for us to change, so that one warning is silenced around arviz calls only."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping",
-                                category=MatplotlibDeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="Passing a dict or None as alias_mapping", category=MatplotlibDeprecationWarning
+        )
         yield
 
 
@@ -299,8 +350,10 @@ def _figure(fig, caption: str) -> str:
     finally:
         plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
 
 
 def _key_values(pairs: list[tuple[str, str]]) -> str:
@@ -309,9 +362,12 @@ def _key_values(pairs: list[tuple[str, str]]) -> str:
 
 
 def _page(title: str, body: list[str]) -> str:
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

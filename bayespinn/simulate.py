@@ -29,8 +29,9 @@ def parse_assignments(items: list[str]) -> dict[str, float]:
     return values
 
 
-def simulate(system: str, values: dict[str, float], time_s: np.ndarray, noise: float = 0.0,
-             seed: int = 0) -> pd.DataFrame:
+def simulate(
+    system: str, values: dict[str, float], time_s: np.ndarray, noise: float = 0.0, seed: int = 0
+) -> pd.DataFrame:
     """Reference trajectories; ``noise`` is the sd as a fraction of each observable's range."""
     name = system if system.endswith(":reference") else f"{system}:reference"
     try:
@@ -41,8 +42,10 @@ def simulate(system: str, values: dict[str, float], time_s: np.ndarray, noise: f
     missing = [k for k in needed if k not in values]
     unknown = [k for k in values if k not in needed]
     if missing or unknown:
-        raise UserError(f"simulate {system}: found {', '.join(values) or 'nothing'}, expected exactly "
-                        f"{', '.join(f'{k}=...' for k in needed)}")
+        raise UserError(
+            f"simulate {system}: found {', '.join(values) or 'nothing'}, expected exactly "
+            f"{', '.join(f'{k}=...' for k in needed)}"
+        )
     clean = model.numpy_forward(time_s, **values)
     rng = np.random.default_rng(seed)
     frame = {TIME: time_s}
@@ -52,11 +55,20 @@ def simulate(system: str, values: dict[str, float], time_s: np.ndarray, noise: f
     return pd.DataFrame(frame)
 
 
-def simulate_csv(system: str, values: dict[str, float], out: Path, t_end_s: float = 20.0,
-                 points: int = 201, noise: float = 0.0, seed: int = 0) -> Path:
+def simulate_csv(
+    system: str,
+    values: dict[str, float],
+    out: Path,
+    t_end_s: float = 20.0,
+    points: int = 201,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Path:
     if points < 2 or t_end_s <= 0:
-        raise UserError(f"simulate: found --points {points} --t-end {t_end_s}, expected ≥ 2 points "
-                        "and a positive end time")
+        raise UserError(
+            f"simulate: found --points {points} --t-end {t_end_s}, expected ≥ 2 points "
+            "and a positive end time"
+        )
     frame = simulate(system, values, np.linspace(0.0, t_end_s, points), noise, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".csv.tmp")

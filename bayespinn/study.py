@@ -19,6 +19,23 @@ __all__ = ["ENGINES", "SURROGATE_ERRORS", "Inference", "Study", "load_study", "p
 ENGINES = ("nuts", "hmc")
 SURROGATE_ERRORS = ("rmse", "off")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
+# Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
+_KEYS = {
+    "surrogate": {"name"},
+    "data": {"path", "observables"},
+    "noise": {"sigma", "scale"},
+    "inference": {
+        "engine",
+        "chains",
+        "warmup",
+        "samples",
+        "seed",
+        "target_accept",
+        "likelihood",
+        "surrogate_error",
+    },
+    "output": {"dir"},
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,8 @@ def _prior(path: Path, name: str, table: Any) -> Prior:
         raise r.error("prior", kind, f"one of {', '.join(KINDS)}")
     unknown = set(table) - {"prior", "lower", "upper", "loc", "scale"}
     if unknown:
-        raise r.error(sorted(unknown)[0], table[sorted(unknown)[0]], "prior, lower, upper, loc or scale")
+        key = min(unknown)
+        raise r.error(key, table[key], "prior, lower, upper, loc or scale")
     bounded = kind in ("uniform", "loguniform", "truncated_normal")
     centred = kind in ("normal", "lognormal", "truncated_normal")
     prior = Prior(
@@ -115,8 +133,9 @@ def _inference(path: Path, table: dict) -> Inference:
     engine = r.get("engine", str, "nuts", f"one of {', '.join(ENGINES)}")
     if engine not in ENGINES:
         raise r.error("engine", engine, f"one of {', '.join(ENGINES)}")
-    counts = {k: r.get(k, int, getattr(Inference, k), "a positive integer")
-              for k in ("chains", "warmup", "samples")}
+    counts = {
+        k: r.get(k, int, getattr(Inference, k), "a positive integer") for k in ("chains", "warmup", "samples")
+    }
     for key, value in counts.items():
         if value < 1:
             raise r.error(key, value, "a positive integer")
@@ -129,8 +148,14 @@ def _inference(path: Path, table: dict) -> Inference:
     target = r.number("target_accept", 0.8)
     if not 0 < target < 1:
         raise r.error("target_accept", target, "a number between 0 and 1")
-    return Inference(engine=engine, seed=r.get("seed", int, 0, "an integer"), target_accept=target,
-                     likelihood=likelihood, surrogate_error=surrogate_error, **counts)
+    return Inference(
+        engine=engine,
+        seed=r.get("seed", int, 0, "an integer"),
+        target_accept=target,
+        likelihood=likelihood,
+        surrogate_error=surrogate_error,
+        **counts,
+    )
 
 
 def _noise(path: Path, table: dict) -> tuple[Any, Any]:
@@ -138,13 +163,28 @@ def _noise(path: Path, table: dict) -> tuple[Any, Any]:
     sigma = table.get("sigma", "infer")
     if not (sigma == "infer" or isinstance(sigma, (int, float, dict)) and not isinstance(sigma, bool)):
         raise r.error("sigma", sigma, '"infer", a number or a table {observable = number}')
-    for obs, value in (sigma.items() if isinstance(sigma, dict) else [("sigma", sigma)]):
-        if value != "infer" and not (isinstance(value, (int, float)) and value > 0):
-            raise r.error(obs, value, "a positive number")
+    for key, value in _entries("sigma", sigma):
+        if value != "infer" and not _positive(value):
+            raise r.error(key, value, "a positive number")
     scale = table.get("scale")
-    if scale is not None and not isinstance(scale, (int, float, dict)):
-        raise r.error("scale", scale, "a positive number or a table {observable = number}")
+    for key, value in _entries("scale", scale) if scale is not None else []:
+        if not _positive(value):
+            raise r.error(key, value, "a positive number or a table {observable = number}")
     return sigma, scale
+
+
+def _entries(name: str, value: Any) -> list[tuple[str, Any]]:
+    """``(key, value)`` per observable of a table such as ``sigma = {"Angle [rad]" = 0.01}``."""
+    if isinstance(value, dict):
+        return [(f'{name}."{obs}"', v) for obs, v in value.items()]
+    return [(name, value)]
+
+
+def _positive(value: Any) -> bool:
+    """A finite number above zero; TOML booleans are not numbers here."""
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 def _numbers(path: Path, table: dict, section: str) -> dict[str, float]:
@@ -159,19 +199,29 @@ def parse_study(path: Path, text: str) -> Study:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
     unknown = set(doc) - _SECTIONS
     if unknown:
-        raise UserError(f"{path}: [{sorted(unknown)[0]}]: unknown section, expected one of "
-                        f"{', '.join(sorted(_SECTIONS))}")
+        raise UserError(
+            f"{path}: [{min(unknown)}]: unknown section, expected one of {', '.join(sorted(_SECTIONS))}"
+        )
+    for section, keys in _KEYS.items():
+        table = doc.get(section, {})
+        extra = sorted(set(table) - keys) if isinstance(table, dict) else []
+        if extra:
+            raise UserError(
+                f"{path}: [{section}] {extra[0]}: unknown key, expected one of {', '.join(sorted(keys))}"
+            )
     top = _Reader(path, doc, "")
     surrogate = _Reader(path, top.table_("surrogate"), "surrogate").get(
-        "name", str, expected='a registry name such as "power.smib"')
+        "name", str, expected='a registry name such as "power.smib"'
+    )
     data = _Reader(path, top.table_("data"), "data")
     observables = data.get("observables", list, None, "a list of column names")
     if observables is not None and not all(isinstance(o, str) for o in observables):
         raise data.error("observables", observables, "a list of column names")
     params = top.table_("parameters")
     if not params:
-        raise UserError(f"{path}: [parameters]: missing, expected one [parameters.NAME] table per "
-                        "inferred parameter")
+        raise UserError(
+            f"{path}: [parameters]: missing, expected one [parameters.NAME] table per inferred parameter"
+        )
     sigma, scale = _noise(path, top.table_("noise"))
     out = _Reader(path, top.table_("output"), "output").get("dir", str, f"runs/{path.stem}", "a path")
     return Study(

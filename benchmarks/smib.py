@@ -27,7 +27,6 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 # Run from a checkout without installing: the repository root must win over any unrelated
@@ -235,7 +234,7 @@ def _synthetic_angle(seed: int) -> np.ndarray:
     return clean + np.random.default_rng(seed).normal(0.0, NOISE_SIGMA, clean.shape)
 
 
-def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int) -> dict:
+def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int, chain_method: str) -> dict:
     import arviz as az
 
     from inference.model import ModelSpec, Noise, build_model
@@ -248,7 +247,9 @@ def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int) -> d
         noise={ANGLE: Noise(sigma=NOISE_SIGMA)},
     )
     model = build_model(lambda th: forward(th["m"], th["d"]), spec)
-    settings = MCMCSettings(chains=CHAINS, warmup=warmup, samples=samples, seed=seed)
+    settings = MCMCSettings(
+        chains=CHAINS, warmup=warmup, samples=samples, seed=seed, chain_method=chain_method
+    )
     mcmc, wall_s = run_mcmc(model, {"y": {ANGLE: jnp.asarray(y)}}, settings, progress=False)
     ess = az.ess(az.from_numpyro(mcmc, log_likelihood=False), var_names=["m", "d"])
     min_ess = min(float(ess[k]) for k in ("m", "d"))
@@ -263,49 +264,15 @@ def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int) -> d
     }
 
 
-@contextmanager
-def _chain_method(method: str):
-    """Force ``run_mcmc``'s chain method; it picks "parallel" whenever there is a device per chain."""
-    from inference import nuts as nuts_module
-
-    if method == "auto":
-        yield
-        return
-    saved = nuts_module._chain_method
-    nuts_module._chain_method = lambda chains: method
-    try:
-        yield
-    finally:
-        nuts_module._chain_method = saved
-
-
 def _nuts_all(forwards: dict, y, warmup: int, samples: int, seed: int, method: str, done: dict):
     for name, fwd in forwards.items():
         _log(f"NUTS with the {name} forward ({CHAINS} chains, {warmup}+{samples}, chains {method})")
-        with _chain_method(method):
-            done[name] = _nuts_one(fwd, y, warmup, samples, seed)
+        done[name] = _nuts_one(fwd, y, warmup, samples, seed, method)
 
 
 def nuts(sur, dfx, warmup: int, samples: int, seed: int, chain_method: str) -> dict:
     y, forwards, out = _synthetic_angle(seed), {"surrogate": sur, "diffrax": dfx}, {}
-    try:
-        _nuts_all(forwards, y, warmup, samples, seed, chain_method, out)
-    except Exception as err:  # recorded in the JSON, then retried
-        if chain_method != "auto":
-            raise
-        # diffrax's checkpointed reverse-mode loop fails under pmap (parallel chains), as in
-        # diffrax issue #765; vectorized chains work, so both forwards are rerun that way.
-        failed = next(k for k in forwards if k not in out)
-        _log(f"NUTS with the {failed} forward failed under parallel chains; rerunning both vectorized")
-        fallback = {
-            "failed_forward": failed,
-            "failed_chain_method": "parallel",
-            "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0]}",
-            "completed_before_failure": out,
-        }
-        out = {}
-        _nuts_all(forwards, y, warmup, samples, seed, "vectorized", out)
-        out["fallback"] = fallback
+    _nuts_all(forwards, y, warmup, samples, seed, chain_method, out)
     return {
         "chains": CHAINS,
         "warmup": warmup,
@@ -380,8 +347,7 @@ def _parse(argv=None):
         "--chain-method",
         choices=("auto", "parallel", "vectorized"),
         default="auto",
-        help="NUTS chains: auto = run_mcmc's choice, falling back to vectorized for "
-        "both forwards if one fails under parallel chains",
+        help="NUTS chains: auto = run_mcmc's choice (parallel with one device per chain)",
     )
     args = p.parse_args(argv)
     nuts_default = 100 if args.quick else 300

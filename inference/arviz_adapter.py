@@ -7,8 +7,9 @@ import arviz as az
 __all__ = ["to_inference_data"]
 
 
-def to_inference_data(mcmc, model, model_kwargs: dict, *, seed: int, coords: dict, dims: dict,
-                      attrs: dict, n_prior: int = 500) -> az.InferenceData:
+def to_inference_data(
+    mcmc, model, model_kwargs: dict, *, seed: int, coords: dict, dims: dict, attrs: dict, n_prior: int = 500
+) -> az.InferenceData:
     """Posterior, sample stats, observed data, posterior predictive and prior in one object."""
     import jax
     from numpyro.infer import Predictive

@@ -6,7 +6,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["RHAT_MAX", "ESS_MIN", "BFMI_MIN", "summary", "verdict"]
+__all__ = ["BFMI_MIN", "ESS_MIN", "RHAT_MAX", "summary", "verdict"]
 
 RHAT_MAX, ESS_MIN, BFMI_MIN = 1.01, 400.0, 0.3
 

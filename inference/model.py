@@ -6,12 +6,12 @@ The likelihood σ of each observable is ``sqrt(σ_noise² + σ_surrogate²)``: �
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from inference.priors import Prior, distribution
 
-__all__ = ["Noise", "ModelSpec", "build_model", "sigma_site"]
+__all__ = ["ModelSpec", "Noise", "build_model", "sigma_site"]
 
 
 @dataclass(frozen=True)

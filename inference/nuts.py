@@ -18,11 +18,15 @@ class MCMCSettings:
     target_accept: float = 0.8
     max_tree_depth: int = 10
     hmc_steps: int = 16
+    chain_method: str = "auto"  # auto | parallel | vectorized | sequential
 
 
-def _chain_method(chains: int) -> str:
+def _chain_method(settings: MCMCSettings) -> str:
     import jax
 
+    if settings.chain_method != "auto":
+        return settings.chain_method
+    chains = settings.chains
     # Parallel needs one XLA device per chain (numpyro.set_host_device_count, called before JAX
     # starts); otherwise vectorised chains share one compiled computation.
     return "parallel" if jax.local_device_count() >= chains else "vectorized"
@@ -36,18 +40,38 @@ def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool =
 
     numpyro.enable_x64()
     if settings.kernel == "nuts":
-        kernel = NUTS(model, target_accept_prob=settings.target_accept,
-                      max_tree_depth=settings.max_tree_depth, init_strategy=init_to_median)
+        kernel = NUTS(
+            model,
+            target_accept_prob=settings.target_accept,
+            max_tree_depth=settings.max_tree_depth,
+            init_strategy=init_to_median,
+        )
     elif settings.kernel == "hmc":
-        kernel = HMC(model, target_accept_prob=settings.target_accept,
-                     num_steps=settings.hmc_steps, init_strategy=init_to_median)
+        # trajectory_length=None: with NumPyro's default 2π as well as num_steps the step size
+        # is fixed at 2π/num_steps and never adapted (NumPyro warns so).
+        kernel = HMC(
+            model,
+            target_accept_prob=settings.target_accept,
+            num_steps=settings.hmc_steps,
+            trajectory_length=None,
+            init_strategy=init_to_median,
+        )
     else:
         raise ValueError(f"engine: found {settings.kernel!r}, expected nuts or hmc")
-    mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.samples,
-                num_chains=settings.chains, chain_method=_chain_method(settings.chains),
-                progress_bar=progress, jit_model_args=True)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=settings.warmup,
+        num_samples=settings.samples,
+        num_chains=settings.chains,
+        chain_method=_chain_method(settings),
+        progress_bar=progress,
+        jit_model_args=True,
+    )
     t0 = time.perf_counter()
     # energy feeds E-BFMI; num_steps and accept_prob show how hard the sampler worked.
-    mcmc.run(jax.random.PRNGKey(settings.seed), **model_kwargs,
-             extra_fields=("diverging", "energy", "num_steps", "accept_prob"))
+    mcmc.run(
+        jax.random.PRNGKey(settings.seed),
+        **model_kwargs,
+        extra_fields=("diverging", "energy", "num_steps", "accept_prob"),
+    )
     return mcmc, time.perf_counter() - t0

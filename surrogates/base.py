@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["ForwardModel", "DomainError"]
+__all__ = ["DomainError", "ForwardModel"]
 
 
 class DomainError(ValueError):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from surrogates.base import ForwardModel
 
-__all__ = ["UnknownSurrogateError", "names", "load"]
+__all__ = ["UnknownSurrogateError", "load", "names"]
 
 
 class UnknownSurrogateError(KeyError):
@@ -39,9 +39,7 @@ def load(name: str) -> ForwardModel:
     try:
         loader = _LOADERS[name]
     except KeyError:
-        raise UnknownSurrogateError(
-            f"unknown surrogate {name!r}; known: {', '.join(names())}"
-        ) from None
+        raise UnknownSurrogateError(f"unknown surrogate {name!r}; known: {', '.join(names())}") from None
     return loader()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-__all__ = ["WeightsHashError", "sha256_of", "save_weights", "load_weights", "read_card", "write_json_atomic"]
+__all__ = ["WeightsHashError", "load_weights", "read_card", "save_weights", "sha256_of", "write_json_atomic"]
 
 
 class WeightsHashError(ValueError):

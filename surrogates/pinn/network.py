@@ -6,12 +6,14 @@ exported JAX surrogate is the trained torch network by construction, not by re-i
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-__all__ = ["MLP", "mlp_apply", "layer_names"]
+__all__ = ["MLP", "layer_names", "mlp_apply"]
 
 
 def layer_names(n_layers: int) -> list[tuple[str, str]]:
@@ -39,7 +41,7 @@ class MLP(torch.nn.Module):
         sizes = [n_in, *hidden, n_out]
         gen = torch.Generator().manual_seed(seed)
         self.layers = torch.nn.ModuleList()
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             layer = torch.nn.Linear(a, b)
             bound = math.sqrt(6.0 / (a + b))
             with torch.no_grad():

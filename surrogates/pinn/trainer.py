@@ -88,12 +88,21 @@ def _load_checkpoint(path: Path, model) -> tuple[str, int, list]:
 
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata()
-    model.load_state_dict(load_file(str(path)))
+    state = load_file(str(path))
+    # L-BFGS and finished checkpoints hold float64 weights; a float32 model would round them.
+    if any(v.dtype == torch.float64 for v in state.values()):
+        model.double()
+    model.load_state_dict(state)
     return meta["phase"], int(meta["step"]), json.loads(meta["history"])
 
 
-def train(problem: Any, model: torch.nn.Module, config: TrainConfig, checkpoint: Path | None = None,
-          progress: bool = True) -> dict:
+def train(
+    problem: Any,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Train ``model`` in place; returns a record (loss history, wall time, device, steps)."""
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -104,6 +113,8 @@ def train(problem: Any, model: torch.nn.Module, config: TrainConfig, checkpoint:
         phase, start, history = _load_checkpoint(Path(checkpoint), model)
         model.to(device)
     t0 = time.perf_counter()
+    if phase == "done":  # a finished run is a result to reuse, not a start for more L-BFGS
+        return {"history": history, "wall_time_s": time.perf_counter() - t0, "device": str(device)}
     if phase == "adam":
         start = _adam(problem, model, config, gen, device, start, history, checkpoint, progress)
         phase, start = "lbfgs", 0
@@ -146,12 +157,16 @@ def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, prog
     for step in bar:
         if opt is None or step % config.lbfgs_resample_every == 0:
             x = problem.sample(config.lbfgs_collocation, gen).to(device, torch.float64)
-            batch = (problem.data_batch(config.lbfgs_data, gen, device, torch.float64)
-                     if config.data_weight > 0 else None)
-            opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=1, history_size=50,
-                                    line_search_fn="strong_wolfe")
+            batch = (
+                problem.data_batch(config.lbfgs_data, gen, device, torch.float64)
+                if config.data_weight > 0
+                else None
+            )
+            opt = torch.optim.LBFGS(
+                model.parameters(), lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe"
+            )
 
-        def closure():
+        def closure(opt=opt, x=x, batch=batch):
             opt.zero_grad(set_to_none=True)
             loss, _ = _loss(problem, model, config, x, batch)
             loss.backward()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import qmc
 
-__all__ = ["sobol_design", "rmse_stats"]
+__all__ = ["rmse_stats", "sobol_design"]
 
 
 def sobol_design(box: dict[str, tuple[float, float]], n: int, seed: int) -> dict[str, np.ndarray]:

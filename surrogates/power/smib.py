@@ -18,19 +18,19 @@ import math
 from typing import Any
 
 __all__ = [
-    "PARAMETERS",
+    "B_TRAIN",
     "CONDITIONS",
     "OBSERVABLES",
-    "UNITS",
-    "B_TRAIN",
+    "PARAMETERS",
     "TRAINED_BOX",
     "T_MAX_S",
+    "UNITS",
     "dimensionless",
+    "domain_for",
     "encode",
     "hard_ic",
-    "to_observables",
     "rhs",
-    "domain_for",
+    "to_observables",
 ]
 
 PARAMETERS = ("m", "d")

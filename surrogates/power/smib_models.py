@@ -12,7 +12,7 @@ from surrogates.pinn.card import load_weights
 from surrogates.power import smib, smib_reference
 from surrogates.power.smib_pinn import WEIGHTS, predict
 
-__all__ = ["SmibSurrogate", "SmibReference"]
+__all__ = ["SmibReference", "SmibSurrogate"]
 
 
 class _SmibBase:
@@ -76,4 +76,3 @@ class SmibReference(_SmibBase):
 
     def jax_forward(self, t_s, **values):
         return smib_reference.solve_jax(t_s, **values)
-

@@ -16,18 +16,34 @@ from surrogates.pinn.trainer import TrainConfig, train
 from surrogates.pinn.validation import rmse_stats, sobol_design
 from surrogates.power import smib, smib_reference
 
-__all__ = ["WEIGHTS", "SMIB_CONFIG", "PHYSICS_ONLY_CONFIG", "SmibProblem", "predict", "train_smib", "validate_smib", "load_smib_weights"]
+__all__ = [
+    "PHYSICS_ONLY_CONFIG",
+    "SMIB_CONFIG",
+    "WEIGHTS",
+    "SmibProblem",
+    "load_smib_weights",
+    "predict",
+    "train_smib",
+    "validate_smib",
+]
 
 WEIGHTS = Path(__file__).parent / "weights" / "smib.safetensors"
 _BOX_ORDER = ("t", "m", "d", "P", "delta0", "omega0")
 VALIDATION_TIMES_S = np.linspace(0.0, smib.T_MAX_S, 201)
 
 # The configuration of the shipped weights (physics residual + reference trajectories).
-SMIB_CONFIG = TrainConfig(hidden=(128, 128, 128, 128), adam_steps=20_000, lbfgs_steps=1_500,
-                          n_trajectories=3_000, lbfgs_collocation=8_192, lbfgs_data=16_384)
+SMIB_CONFIG = TrainConfig(
+    hidden=(128, 128, 128, 128),
+    adam_steps=20_000,
+    lbfgs_steps=1_500,
+    n_trajectories=3_000,
+    lbfgs_collocation=8_192,
+    lbfgs_data=16_384,
+)
 # The physics-only comparison run recorded in the card (no solver data in the loss).
-PHYSICS_ONLY_CONFIG = TrainConfig(hidden=(128, 128, 128, 128), adam_steps=8_000, lbfgs_steps=500,
-                                  data_weight=0.0, lbfgs_collocation=16_384)
+PHYSICS_ONLY_CONFIG = TrainConfig(
+    hidden=(128, 128, 128, 128), adam_steps=8_000, lbfgs_steps=500, data_weight=0.0, lbfgs_collocation=16_384
+)
 
 
 def predict(xp, weights: dict, n_layers: int, t, m, d, P, B, delta0, omega0) -> dict:
@@ -142,12 +158,14 @@ def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int =
     }
 
 
-def train_smib(config: TrainConfig, out: Path = WEIGHTS, checkpoint: Path | None = None,
-               progress: bool = True) -> dict:
+def train_smib(
+    config: TrainConfig, out: Path = WEIGHTS, checkpoint: Path | None = None, progress: bool = True
+) -> dict:
     """Train, validate and write ``smib.safetensors`` with its card. Returns the card."""
     t0 = time.perf_counter()
-    problem = SmibProblem(n_trajectories=config.n_trajectories if config.data_weight > 0 else 0,
-                          seed=config.seed)
+    problem = SmibProblem(
+        n_trajectories=config.n_trajectories if config.data_weight > 0 else 0, seed=config.seed
+    )
     model = MLP(5, 2, config.hidden, seed=config.seed)
     record = train(problem, model, config, checkpoint=checkpoint, progress=progress)
     weights = _weights_np(model)
@@ -162,14 +180,20 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int, wa
     import scipy
 
     device = record["device"]
-    hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else (
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    hardware = (
+        torch.cuda.get_device_name(0)
+        if device.startswith("cuda")
+        else (f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    )
     return {
         "name": "power.smib",
         "system": "m·δ'' + d·δ' + B·sin(δ) = P, δ(0)=delta0, δ'(0)=omega0",
         "architecture": {
-            "type": "tanh MLP", "inputs": ["s", "log zeta", "p", "delta0", "w0"],
-            "hidden": list(config.hidden), "outputs": ["N_delta", "N_w"], "n_layers": n_layers,
+            "type": "tanh MLP",
+            "inputs": ["s", "log zeta", "p", "delta0", "w0"],
+            "hidden": list(config.hidden),
+            "outputs": ["N_delta", "N_w"],
+            "n_layers": n_layers,
             "hard_initial_conditions": "δ = δ0 + w0·(1−e^−s) + (1−e^−s)²·N1 ; w = w0 + (1−e^−s)·N2",
             "dtype": "float64",
         },
@@ -185,15 +209,22 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int, wa
         "training": {
             "config": config.to_dict(),
             "loss": "physics_weight·(mean r1² + mean r2²) + data_weight·(mean Δδ² + mean Δw²)",
-            "mix": ("physics residual only" if config.data_weight == 0 else
-                    f"physics residual at resampled collocation points + {config.n_trajectories} "
-                    "solve_ivp trajectories × 64 random times (data term)"),
+            "mix": (
+                "physics residual only"
+                if config.data_weight == 0
+                else f"physics residual at resampled collocation points + {config.n_trajectories} "
+                "solve_ivp trajectories × 64 random times (data term)"
+            ),
             "device": device,
             "hardware": hardware,
             "wall_time_s": round(wall_s, 1),
             "final_loss": record["history"][-1] if record["history"] else None,
         },
-        "versions": {"torch": torch.__version__, "jax": jax.__version__, "scipy": scipy.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "jax": jax.__version__,
+            "scipy": scipy.__version__,
+            "python": platform.python_version(),
+        },
         "validation": {k: v for k, v in validation.items() if k != "per_point_rmse"},
     }

@@ -7,7 +7,7 @@ from scipy.integrate import solve_ivp
 
 from surrogates.power import smib
 
-__all__ = ["RTOL", "ATOL", "solve", "solve_batch", "solve_jax"]
+__all__ = ["ATOL", "RTOL", "solve", "solve_batch", "solve_jax"]
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -63,6 +63,9 @@ def solve_jax(t_s, m, d, P, B, delta0, omega0, rtol: float = 1e-8, atol: float =
         args=(m, d, P, B),
         saveat=diffrax.SaveAt(ts=t_s),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=100_000,
+        max_steps=16_384,
+        # DirectAdjoint differentiates through a bounded loop; the default checkpointed adjoint
+        # fails under pmap (parallel NUTS chains) with a closure-conversion error (diffrax #765).
+        adjoint=diffrax.DirectAdjoint(),
     )
     return {smib.OBSERVABLES[0]: sol.ys[:, 0], smib.OBSERVABLES[1]: sol.ys[:, 1]}

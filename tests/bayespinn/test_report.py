@@ -16,12 +16,18 @@ from bayespinn.report import _predictive_figure, band_coverage, write_report
 ANGLE = "Angle [rad]"
 TIME_S = np.linspace(0.0, 10.0, 50)
 TRUTH = {"m": 0.3217, "d": 0.1234}
-CARD = {"domain": {"m": [0.1, 1.0], "d": [0.05, 0.5]},
-        "validation": {"design": "64 Sobol points", "rmse": {ANGLE: {"median": 0.01478, "p95": 0.07798,
-                                                                     "max": 0.1398, "overall": 0.03477}}},
-        "training": {"hardware": "x86_64 CPU, 2 threads", "wall_time_s": 87.1, "mix": "physics + data"}}
-WARNINGS = ["R-hat 1.100 > 1.01: chains disagree; run more warmup or samples",
-            "3 divergent transitions: raise target_accept or reparameterise"]
+CARD = {
+    "domain": {"m": [0.1, 1.0], "d": [0.05, 0.5]},
+    "validation": {
+        "design": "64 Sobol points",
+        "rmse": {ANGLE: {"median": 0.01478, "p95": 0.07798, "max": 0.1398, "overall": 0.03477}},
+    },
+    "training": {"hardware": "x86_64 CPU, 2 threads", "wall_time_s": 87.1, "mix": "physics + data"},
+}
+WARNINGS = [
+    "R-hat 1.100 > 1.01: chains disagree; run more warmup or samples",
+    "3 divergent transitions: raise target_accept or reparameterise",
+]
 
 
 def _predictive_draws() -> np.ndarray:
@@ -45,8 +51,16 @@ def _idata(observed: np.ndarray | None = None) -> az.InferenceData:
         coords={"time": TIME_S},
         dims={ANGLE: ["time"]},
     )
-    idata.posterior.attrs.update({"engine": "nuts", "chains": "2", "warmup": "100", "samples": "200",
-                                  "seed": "7", "wall_time_s": "1.5"})
+    idata.posterior.attrs.update(
+        {
+            "engine": "nuts",
+            "chains": "2",
+            "warmup": "100",
+            "samples": "200",
+            "seed": "7",
+            "wall_time_s": "1.5",
+        }
+    )
     return idata
 
 
@@ -60,30 +74,48 @@ def _table(idata: az.InferenceData, truth: dict | None) -> pd.DataFrame:
 
 
 def _diagnostics(warnings: list[str]) -> dict:
-    return {"converged": not warnings, "max_rhat": 1.1 if warnings else 1.002, "min_ess_bulk": 380.0,
-            "min_ess_tail": 410.0, "divergences": 3 if warnings else 0, "min_bfmi": 0.9,
-            "warnings": warnings, "wall_time_s": 1.5}
+    return {
+        "converged": not warnings,
+        "max_rhat": 1.1 if warnings else 1.002,
+        "min_ess_bulk": 380.0,
+        "min_ess_tail": 410.0,
+        "divergences": 3 if warnings else 0,
+        "min_bfmi": 0.9,
+        "warnings": warnings,
+        "wall_time_s": 1.5,
+    }
 
 
 def _meta(truth: dict | None = None, card: dict | None = None) -> dict:
-    return {"title": "smib test: power.smib", "surrogate": "power.smib", "card": card,
-            "parameters": ["m", "d"], "observables": [ANGLE],
-            "units": {"m": "p.u.·s²/rad", "d": "p.u.·s/rad"}, "truth": truth,
-            "conditions": {"B": 0.2, "P": 0.1}, "study_path": "/studies/smib.toml"}
+    return {
+        "title": "smib test: power.smib",
+        "surrogate": "power.smib",
+        "card": card,
+        "parameters": ["m", "d"],
+        "observables": [ANGLE],
+        "units": {"m": "p.u.·s²/rad", "d": "p.u.·s/rad"},
+        "truth": truth,
+        "conditions": {"B": 0.2, "P": 0.1},
+        "study_path": "/studies/smib.toml",
+    }
 
 
 def _write(tmp_path, observed=None, truth=None, card=None, warnings=()) -> str:
     idata = _idata(observed)
     path = tmp_path / "report.html"
-    returned = write_report(path, idata, _table(idata, truth), _diagnostics(list(warnings)),
-                            _meta(truth, card))
+    returned = write_report(
+        path, idata, _table(idata, truth), _diagnostics(list(warnings)), _meta(truth, card)
+    )
     assert returned == path
     return path.read_text(encoding="utf-8")
 
 
 def _coverage_percent(text: str) -> float:
-    match = re.search(r'class="coverage">' + re.escape(html.escape(ANGLE)) + r": \d+ of 50 data points "
-                      r"\(([\d.]+) %\)", text)
+    match = re.search(
+        r'class="coverage">' + re.escape(html.escape(ANGLE)) + r": \d+ of 50 data points "
+        r"\(([\d.]+) %\)",
+        text,
+    )
     assert match, "no coverage sentence for the observable"
     return float(match.group(1))
 
@@ -123,8 +155,15 @@ def test_surrogate_card_numbers_are_reported(report):
 
 
 def test_run_metadata_is_reported(report):
-    for key, value in (("engine", "nuts"), ("chains", "2"), ("warmup", "100"), ("samples", "200"),
-                       ("seed", "7"), ("study", "/studies/smib.toml"), ("B", "0.2")):
+    for key, value in (
+        ("engine", "nuts"),
+        ("chains", "2"),
+        ("warmup", "100"),
+        ("samples", "200"),
+        ("seed", "7"),
+        ("study", "/studies/smib.toml"),
+        ("B", "0.2"),
+    ):
         assert f"<td>{key}</td><td>{value}</td>" in report
 
 

@@ -1,0 +1,55 @@
+"""End to end: study → NUTS on the surrogate → run directory, and the bundled demo."""
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from bayespinn.cli import main
+from bayespinn.pipeline import RUN_FILES, calibrate
+from bayespinn.study import load_study
+from tests.bayespinn.helpers import write_study
+
+GROUPS = {"posterior", "sample_stats", "observed_data", "posterior_predictive", "prior"}
+
+
+def test_calibrate_writes_exactly_the_run_files(tmp_path):
+    run = calibrate(load_study(write_study(tmp_path)), progress=False)
+    assert sorted(p.name for p in run.dir.iterdir()) == sorted(RUN_FILES)
+    assert not list(tmp_path.glob(".run.*")), "temporary run folders must not be left behind"
+
+    table = pd.read_csv(run.dir / "summary.csv", index_col="parameter")
+    assert list(table.index) == ["m", "d"]
+    for column in ("mean", "sd", "hdi_5%", "hdi_95%", "r_hat", "ess_bulk", "ess_tail", "truth"):
+        assert column in table.columns
+    diagnostics = json.loads((run.dir / "diagnostics.json").read_text())
+    for key in ("converged", "max_rhat", "min_ess_bulk", "divergences", "warnings", "wall_time_s"):
+        assert key in diagnostics
+
+    idata = az.from_netcdf(run.dir / "posterior.nc")
+    assert GROUPS <= set(idata.groups())
+    assert idata.posterior.attrs["engine"] == "nuts"
+    # 41 points at 1 % noise: the truth lies within 4 posterior sd (a generous, fixed-seed bound).
+    for name, truth in (("m", 0.4), ("d", 0.15)):
+        assert abs(table.loc[name, "mean"] - truth) < 4 * table.loc[name, "sd"]
+    np.testing.assert_allclose(idata.observed_data["Angle [rad]"].coords["time"], np.linspace(0, 20, 41))
+
+
+def test_rerun_replaces_the_previous_run(tmp_path):
+    path = write_study(tmp_path, warmup=50, samples=50)
+    first = calibrate(load_study(path), progress=False)
+    (first.dir / "stale.txt").write_text("from an older run")
+    second = calibrate(load_study(path), progress=False)
+    assert not (second.dir / "stale.txt").exists()
+    assert sorted(p.name for p in second.dir.iterdir()) == sorted(RUN_FILES)
+
+
+def test_demo_recovers_the_truth(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict: converged" in printed and str((out / "report.html").resolve()) in printed
+    table = pd.read_csv(out / "summary.csv", index_col="parameter")
+    for name in ("m", "d"):
+        assert table.loc[name, "hdi_5%"] <= table.loc[name, "truth"] <= table.loc[name, "hdi_95%"]
