@@ -75,22 +75,23 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from surrogates.pinn.trainer import resolve_device
     from surrogates.registry import TRAINERS
 
     if args.surrogate not in TRAINERS:
         raise UserError(f"train: found {args.surrogate!r}, expected one of {', '.join(TRAINERS)}")
     try:
-        card = TRAINERS[args.surrogate](
-            args.device,
-            args.out and Path(args.out),
-            args.physics_only,
-            args.quick,
-            args.checkpoint and Path(args.checkpoint),
-            not args.quiet,
-        )
-    except ValueError as exc:  # an unusable --device
+        device = str(resolve_device(args.device))
+    except ValueError as exc:
         raise UserError(str(exc)) from None
+    out = Path(args.out or f"{args.surrogate}.safetensors")
+    checkpoint = Path(args.checkpoint or out.with_suffix(".ckpt.safetensors"))
+    print(
+        f"training {args.surrogate} on {device}; checkpoint {checkpoint} (rerun to resume)", file=sys.stderr
+    )
+    card = TRAINERS[args.surrogate](device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
     print(json.dumps(card["validation"], indent=2))
+    print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
 
@@ -165,8 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a surrogate and write its weights and card")
     tr.add_argument("surrogate")
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    tr.add_argument("--out", help="weights path (default: the shipped weights file)")
-    tr.add_argument("--checkpoint", help="checkpoint file; an existing one is resumed")
+    tr.add_argument("--out", help="weights path (default: ./<name>.safetensors; the card goes beside it)")
+    tr.add_argument("--checkpoint", help="checkpoint file, resumed when it exists (default: <out>.ckpt)")
     tr.add_argument("--physics-only", action="store_true", help="no reference data in the loss")
     tr.add_argument("--quick", action="store_true", help="smoke-sized run")
     tr.add_argument("--quiet", action="store_true")

@@ -52,8 +52,7 @@ def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, p
     if quick:  # a smoke-sized run: minutes on a CPU, far from the accuracy bar
         config = dataclasses.replace(config, adam_steps=200, lbfgs_steps=10, n_trajectories=100)
     config = dataclasses.replace(config, device=device)
-    kwargs = {"checkpoint": checkpoint, "progress": progress}
-    return train_smib(config, **({"out": out} if out else {}), **kwargs)
+    return train_smib(config, out=out, checkpoint=checkpoint, progress=progress)
 
 
 def _smib_validate(path, n_points: int):

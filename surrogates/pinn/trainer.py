@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "resolve_device", "train"]
+__all__ = ["TrainConfig", "hardware_description", "resolve_device", "train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,20 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"--device: found {device!r}, expected auto, cpu or cuda")
     return torch.device(device)
+
+
+def hardware_description(device: str) -> str:
+    """The GPU's name, or the CPU model and the number of torch threads, for the model card."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next(
+            line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = platform.machine()
+    return f"{model}, {torch.get_num_threads()} torch threads"
 
 
 def _lr(config: TrainConfig, step: int) -> float:

@@ -12,7 +12,7 @@ import torch
 
 from surrogates.pinn.card import load_weights, save_weights
 from surrogates.pinn.network import MLP, mlp_apply
-from surrogates.pinn.trainer import TrainConfig, train
+from surrogates.pinn.trainer import TrainConfig, hardware_description, train
 from surrogates.pinn.validation import rmse_stats, sobol_design
 from surrogates.power import smib, smib_reference
 
@@ -180,11 +180,6 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int, wa
     import scipy
 
     device = record["device"]
-    hardware = (
-        torch.cuda.get_device_name(0)
-        if device.startswith("cuda")
-        else (f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
-    )
     return {
         "name": "power.smib",
         "system": "m·δ'' + d·δ' + B·sin(δ) = P, δ(0)=delta0, δ'(0)=omega0",
@@ -216,7 +211,7 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int, wa
                 "solve_ivp trajectories × 64 random times (data term)"
             ),
             "device": device,
-            "hardware": hardware,
+            "hardware": hardware_description(device),
             "wall_time_s": round(wall_s, 1),
             "final_loss": record["history"][-1] if record["history"] else None,
         },
