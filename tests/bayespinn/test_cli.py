@@ -12,7 +12,7 @@ from surrogates.pinn.card import load_weights
 def test_train_quick_then_validate(tmp_path, capsys):
     out = tmp_path / "smib.safetensors"
     assert main(["train", "power.smib", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
-    weights, card = load_weights(out)  # raises if the card's sha256 does not match
+    _, card = load_weights(out)  # raises if the card's sha256 does not match
     assert card["training"]["device"] == "cpu"
     assert card["training"]["config"]["adam_steps"] == 200
     assert (tmp_path / "smib.ckpt.safetensors").exists(), "the default checkpoint sits beside the weights"
