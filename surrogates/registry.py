@@ -49,8 +49,8 @@ def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, p
     from surrogates.power.smib_pinn import PHYSICS_ONLY_CONFIG, SMIB_CONFIG, train_smib
 
     config = PHYSICS_ONLY_CONFIG if physics_only else SMIB_CONFIG
-    if quick:  # a smoke-sized run: minutes on a CPU, far from the accuracy bar
-        config = dataclasses.replace(config, adam_steps=200, lbfgs_steps=10, n_trajectories=100)
+    if quick:  # a smoke-sized run: a minute on a CPU, far from the accuracy bar
+        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, n_trajectories=50)
     config = dataclasses.replace(config, device=device)
     return train_smib(config, out=out, checkpoint=checkpoint, progress=progress)
 

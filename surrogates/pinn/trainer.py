@@ -127,19 +127,22 @@ def train(
     if checkpoint is not None and Path(checkpoint).exists():
         phase, start, history = _load_checkpoint(Path(checkpoint), model)
         model.to(device)
-    t0 = time.perf_counter()
+    # Each history record carries the training time so far, so a resumed run reports its total.
+    t0 = time.perf_counter() - (history[-1].get("elapsed_s", 0.0) if history else 0.0)
     if phase == "done":  # a finished run is a result to reuse, not a start for more L-BFGS
-        return {"history": history, "wall_time_s": time.perf_counter() - t0, "device": str(device)}
+        return {"history": history, "wall_time_s": history[-1].get("elapsed_s", 0.0), "device": str(device)}
     if phase == "adam":
-        start = _adam(problem, model, config, gen, device, start, history, checkpoint, progress)
+        start = _adam(problem, model, config, gen, device, start, history, checkpoint, progress, t0)
         phase, start = "lbfgs", 0
-    _lbfgs(problem, model, config, gen, device, start, history, checkpoint, progress)
+    _lbfgs(problem, model, config, gen, device, start, history, checkpoint, progress, t0)
+    history.append({"phase": "done", "elapsed_s": time.perf_counter() - t0})
     if checkpoint is not None:
         _save_checkpoint(Path(checkpoint), model, "done", 0, history)
-    return {"history": history, "wall_time_s": time.perf_counter() - t0, "device": str(device)}
+    return {"history": history, "wall_time_s": history[-1]["elapsed_s"], "device": str(device)}
 
 
-def _adam(problem, model, config, gen, device, start, history, checkpoint, progress) -> int:
+def _adam(problem, model, config, gen, device, start, history, checkpoint, progress, t0) -> int:
+    model.float()  # Adam runs in float32 (a later stage may start from float64 L-BFGS weights)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr_start)
     bar = tqdm(range(start, config.adam_steps), desc="adam", disable=not progress, mininterval=2.0)
     for step in bar:
@@ -153,7 +156,12 @@ def _adam(problem, model, config, gen, device, start, history, checkpoint, progr
         opt.step()
         if step % 100 == 0:
             loss = loss.detach()
-            record = {"phase": "adam", "step": step, "loss": loss.item()}
+            record = {
+                "phase": "adam",
+                "step": step,
+                "loss": loss.item(),
+                "elapsed_s": time.perf_counter() - t0,
+            }
             record.update({k: v.detach().item() for k, v in parts.items()})
             history.append(record)
             bar.set_postfix(loss=f"{loss.item():.3e}")
@@ -162,7 +170,7 @@ def _adam(problem, model, config, gen, device, start, history, checkpoint, progr
     return config.adam_steps
 
 
-def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, progress) -> None:
+def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, progress, t0) -> None:
     # L-BFGS needs a fixed objective between resamples; float64 keeps its line search honest
     # once the loss is near float32 round-off. The model stays in float64 afterwards: the
     # shipped weights are float64 so that torch and JAX agree to round-off.
@@ -191,7 +199,12 @@ def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, prog
         if step % 50 == 0:
             _, parts = _loss(problem, model, config, x, batch)
             parts = {k: v.detach() for k, v in parts.items()}
-            record = {"phase": "lbfgs", "step": step, "loss": loss.item()}
+            record = {
+                "phase": "lbfgs",
+                "step": step,
+                "loss": loss.item(),
+                "elapsed_s": time.perf_counter() - t0,
+            }
             record.update({k: v.item() for k, v in parts.items()})
             history.append(record)
             bar.set_postfix(loss=f"{loss.item():.3e}")

@@ -14,7 +14,7 @@ def test_train_quick_then_validate(tmp_path, capsys):
     assert main(["train", "power.smib", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
     _, card = load_weights(out)  # raises if the card's sha256 does not match
     assert card["training"]["device"] == "cpu"
-    assert card["training"]["config"]["adam_steps"] == 200
+    assert card["training"]["config"]["adam_steps"] == 100
     assert (tmp_path / "smib.ckpt.safetensors").exists(), "the default checkpoint sits beside the weights"
     capsys.readouterr()
 
