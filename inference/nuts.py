@@ -74,4 +74,6 @@ def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool =
         **model_kwargs,
         extra_fields=("diverging", "energy", "num_steps", "accept_prob"),
     )
+    # JAX dispatches asynchronously (parallel chains return before they finish): wait for the draws.
+    jax.block_until_ready(mcmc.get_samples())
     return mcmc, time.perf_counter() - t0

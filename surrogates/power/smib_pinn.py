@@ -187,9 +187,7 @@ def train_smib(
     return save_weights(out, weights, card)
 
 
-def _card(
-    config: TrainConfig, record: dict, problem: SmibProblem, validation: dict, n_layers: int
-) -> dict:
+def _card(config: TrainConfig, record: dict, problem: SmibProblem, validation: dict, n_layers: int) -> dict:
     import jax
     import scipy
 

@@ -110,11 +110,13 @@ def test_tiny_run_learns_and_checkpoints_done(problem, tmp_path):
     model = MLP(5, 2, HIDDEN, seed=0)
     record = train(problem, model, TINY, checkpoint=ckpt, progress=False)
     history = record["history"]
-    assert [h["phase"] for h in history] == ["adam", "lbfgs"]  # Adam logs step 0, L-BFGS step 0
+    # Adam logs step 0, L-BFGS step 0, and the finish records the total training time.
+    assert [h["phase"] for h in history] == ["adam", "lbfgs", "done"]
+    assert history[-1]["elapsed_s"] >= history[1]["elapsed_s"] > 0
     # The L-BFGS step-0 loss is the loss after 60 Adam steps; a factor 2 below the initial
     # loss is a modest bar a working optimiser clears (it falls ~18x here) and a broken one fails.
-    assert history[-1]["loss"] < history[0]["loss"] / 2
-    assert np.isfinite([h["loss"] for h in history]).all()
+    assert history[-2]["loss"] < history[0]["loss"] / 2
+    assert np.isfinite([h["loss"] for h in history if "loss" in h]).all()
     assert record["device"] == "cpu"
     meta = _metadata(ckpt)
     assert meta["phase"] == "done"
