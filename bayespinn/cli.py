@@ -188,7 +188,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our progress lines only: the root logger stays quiet, so libraries' INFO chatter does not show.
+    # A fresh handler each call writes to the current stderr (tests swap it between calls).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("bayespinn")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
     try:
         return args.func(args)
     except UserError as exc:
