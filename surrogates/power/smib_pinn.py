@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.pinn.card import load_weights, save_weights
+from surrogates.pinn.card import save_weights
 from surrogates.pinn.network import MLP, mlp_apply
 from surrogates.pinn.trainer import TrainConfig, hardware_description, train
 from surrogates.pinn.validation import rmse_stats, sobol_design
@@ -20,7 +20,6 @@ __all__ = [
     "SMIB_CONFIG",
     "WEIGHTS",
     "SmibProblem",
-    "load_smib_weights",
     "predict",
     "train_smib",
     "validate_smib",
@@ -128,10 +127,6 @@ class SmibProblem:
 
 def _weights_np(model: MLP) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
-
-
-def load_smib_weights(path: Path = WEIGHTS) -> tuple[dict[str, np.ndarray], dict]:
-    return load_weights(path)
 
 
 def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int = 12345) -> dict:
