@@ -38,6 +38,7 @@ class TrainConfig:
     lbfgs_collocation: int = 32_768
     lbfgs_data: int = 65_536
     lbfgs_resample_every: int = 250
+    lbfgs_line_search_evals: int = 25
     physics_weight: float = 1.0
     data_weight: float = 1.0
     n_trajectories: int = 3_000
@@ -170,6 +171,24 @@ def _adam(problem, model, config, gen, device, start, history, checkpoint, progr
     return config.adam_steps
 
 
+def _lbfgs_optimizer(model, config: TrainConfig) -> torch.optim.LBFGS:
+    # One iteration per call so that progress and checkpoints come every step. torch derives
+    # max_eval from max_iter (1·5//4 = 1), which leaves the strong-Wolfe search no evaluation
+    # to shrink a step: every rejected first step would then be a silent no-op. Its absolute
+    # tolerances (1e-7 on the gradient, 1e-9 on the loss change) would also stop a PINN whose
+    # loss is 1e-5 long before it converges.
+    return torch.optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=1,
+        max_eval=config.lbfgs_line_search_evals,
+        history_size=50,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+
 def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, progress, t0) -> None:
     # L-BFGS needs a fixed objective between resamples; float64 keeps its line search honest
     # once the loss is near float32 round-off. The model stays in float64 afterwards: the
@@ -185,9 +204,7 @@ def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, prog
                 if config.data_weight > 0
                 else None
             )
-            opt = torch.optim.LBFGS(
-                model.parameters(), lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe"
-            )
+            opt = _lbfgs_optimizer(model, config)
 
         def closure(opt=opt, x=x, batch=batch):
             opt.zero_grad(set_to_none=True)

@@ -33,10 +33,11 @@ VALIDATION_TIMES_S = np.linspace(0.0, smib.T_MAX_S, 201)
 SMIB_CONFIG = TrainConfig(
     hidden=(128, 128, 128, 128),
     adam_steps=20_000,
-    lbfgs_steps=1_500,
+    lbfgs_steps=5_000,
     n_trajectories=3_000,
     lbfgs_collocation=8_192,
     lbfgs_data=16_384,
+    checkpoint_every=250,
 )
 # The physics-only comparison run recorded in the card (no solver data in the loss).
 PHYSICS_ONLY_CONFIG = TrainConfig(
