@@ -64,7 +64,7 @@ def test_halfnormal_noise_is_integrated_out_exactly():
         # Divide by the peak so quad works on numbers near 1.
         peak = log_integrand(sigma_hat)
         value, _ = integrate.quad(
-            lambda s: np.exp(log_integrand(s) - peak) if s > 0 else 0.0,
+            lambda s, peak=peak: np.exp(log_integrand(s) - peak) if s > 0 else 0.0,
             0,
             20 * scale,
             points=[sigma_hat],
