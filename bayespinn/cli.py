@@ -110,6 +110,35 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_check_exact(args) -> int:
+    import arviz as az
+
+    from bayespinn.pipeline import calibrate, prepare
+    from bayespinn.reference import check_exact
+    from bayespinn.study import load_study
+    from surrogates.pinn.card import write_json_atomic
+
+    study = load_study(args.study)
+    _jax_setup(study.inference.chains)
+    prep = prepare(study)
+    posterior = study.output_dir / "posterior.nc"
+    # A run of this very study is reused; anything else is calibrated afresh.
+    same = (study.output_dir / "study.toml").exists() and (
+        study.output_dir / "study.toml"
+    ).read_text() == study.text
+    if not (posterior.exists() and same):
+        calibrate(study, progress=not args.quiet)
+    result = check_exact(prep, az.from_netcdf(str(posterior)), n=args.grid)
+    result["run"] = str(study.output_dir)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        write_json_atomic(Path(args.out), result)
+    verdict = "agrees with" if result["agree"] else "does NOT agree with"
+    print(f"the run's posterior {verdict} the exact posterior ({result['criterion']})", file=sys.stderr)
+    return 0
+
+
 def cmd_surrogates(args) -> int:
     from surrogates.registry import load, names
 
@@ -179,6 +208,13 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--points", type=int, default=128, help="held-out Sobol points")
     val.add_argument("--write", action="store_true", help="write the result into the card")
     val.set_defaults(func=cmd_validate)
+
+    ex = sub.add_parser("check-exact", help="compare a two-parameter run with the exact grid posterior")
+    ex.add_argument("study")
+    ex.add_argument("--grid", type=int, default=61, help="grid nodes per parameter (default: %(default)s)")
+    ex.add_argument("--out", help="also write the comparison to this JSON file")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=cmd_check_exact)
 
     sur = sub.add_parser("surrogates", help="list surrogates with domains and errors")
     sur.set_defaults(func=cmd_surrogates)

@@ -118,7 +118,51 @@ def sample(prep: Prepared, progress: bool = True):
     )
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
+    if prep.study.inference.correct != "none":
+        return _corrected(prep, idata, table, diagnostics, attrs)
     return idata, table, diagnostics
+
+
+def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
+    """The reference correction of the surrogate posterior, with what it changed and cost."""
+    import jax.numpy as jnp
+
+    from bayespinn.reference import correct, reference_of
+    from inference.arviz_adapter import replace_posterior
+
+    t0 = time.perf_counter()
+    method = prep.study.inference.correct
+    samples, record = correct(prep, idata, method)
+    ref, _, ref_model = reference_of(prep)
+    y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
+    attrs = {**attrs, "correct": method, "reference": ref.name}
+    new = replace_posterior(idata, samples, ref_model, {"y": y}, seed=prep.study.inference.seed, attrs=attrs)
+    new_table = summary(new, list(prep.study.priors), prep.study.truth or None)
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["surrogate_posterior"] = {
+        name: {
+            "mean": float(table.loc[name, "mean"]),
+            "sd": float(table.loc[name, "sd"]),
+            "shift_in_corrected_sd": float(
+                (table.loc[name, "mean"] - new_table.loc[name, "mean"]) / new_table.loc[name, "sd"]
+            ),
+        }
+        for name in prep.study.priors
+    }
+    checks = verdict(new, new_table)
+    if method == "importance" and not record["trusted"]:
+        checks["warnings"].append(
+            f"importance weights: Pareto k̂ {record['k_hat']:.2f} > 0.7, the reweighted posterior is not to be "
+            'trusted; use correct = "delayed-acceptance"'
+        )
+    if method == "importance" and record["ess"] < 400:
+        checks["warnings"].append(
+            f"importance weights: effective sample size {record['ess']:.0f} < 400; "
+            'draw more samples or use correct = "delayed-acceptance"'
+        )
+    checks["converged"] = diagnostics["converged"] and not checks["warnings"]
+    wall = diagnostics["wall_time_s"] + record["wall_time_s"]
+    return new, new_table, {**checks, "wall_time_s": wall, "surrogate_run": diagnostics, "correction": record}
 
 
 def _meta(prep: Prepared) -> dict:

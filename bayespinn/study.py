@@ -14,10 +14,11 @@ from typing import Any
 from bayespinn.errors import UserError
 from inference.priors import KINDS, Prior
 
-__all__ = ["ENGINES", "SURROGATE_ERRORS", "Inference", "Study", "load_study", "parse_study"]
+__all__ = ["CORRECTIONS", "ENGINES", "SURROGATE_ERRORS", "Inference", "Study", "load_study", "parse_study"]
 
 ENGINES = ("nuts", "hmc")
 SURROGATE_ERRORS = ("rmse", "off")
+CORRECTIONS = ("none", "importance", "delayed-acceptance")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
 _KEYS = {
@@ -33,6 +34,7 @@ _KEYS = {
         "target_accept",
         "likelihood",
         "surrogate_error",
+        "correct",
     },
     "output": {"dir"},
 }
@@ -48,6 +50,7 @@ class Inference:
     target_accept: float = 0.8
     likelihood: str = "normal"
     surrogate_error: str = "rmse"
+    correct: str = "none"
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,22 @@ def _inference(path: Path, table: dict) -> Inference:
     likelihood = r.get("likelihood", str, "normal", "normal or student_t")
     if likelihood not in ("normal", "student_t"):
         raise r.error("likelihood", likelihood, "normal or student_t")
-    surrogate_error = r.get("surrogate_error", str, "rmse", " or ".join(SURROGATE_ERRORS))
+    correct = r.get("correct", str, "none", " or ".join(CORRECTIONS))
+    if correct not in CORRECTIONS:
+        raise r.error("correct", correct, " or ".join(CORRECTIONS))
+    # A corrected posterior accounts for the surrogate's error exactly; the RMSE term would only
+    # make the surrogate's σ disagree with the reference's and starve the correction.
+    surrogate_error = r.get(
+        "surrogate_error", str, "rmse" if correct == "none" else "off", " or ".join(SURROGATE_ERRORS)
+    )
     if surrogate_error not in SURROGATE_ERRORS:
         raise r.error("surrogate_error", surrogate_error, " or ".join(SURROGATE_ERRORS))
+    if correct != "none" and surrogate_error != "off":
+        raise r.error(
+            "surrogate_error",
+            surrogate_error,
+            f'"off" with correct = "{correct}" (the correction accounts for the surrogate\'s error)',
+        )
     target = r.number("target_accept", 0.8)
     if not 0 < target < 1:
         raise r.error("target_accept", target, "a number between 0 and 1")
@@ -154,6 +170,7 @@ def _inference(path: Path, table: dict) -> Inference:
         target_accept=target,
         likelihood=likelihood,
         surrogate_error=surrogate_error,
+        correct=correct,
         **counts,
     )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import arviz as az
+import numpy as np
 
-__all__ = ["to_inference_data"]
+__all__ = ["replace_posterior", "to_inference_data"]
 
 
 def to_inference_data(
@@ -24,3 +25,28 @@ def to_inference_data(
     for group in idata.groups():
         idata[group].attrs.update({k: str(v) for k, v in attrs.items()})
     return idata
+
+
+def replace_posterior(
+    idata: az.InferenceData, samples: dict, model, model_kwargs: dict, *, seed: int, attrs: dict
+):
+    """A copy of ``idata`` whose posterior is ``samples`` ({site: (chains, draws)}) from another
+    algorithm, with the posterior predictive of ``model`` at those draws and no sampler stats."""
+    import jax
+    from numpyro.infer import Predictive
+
+    chains, draws = next(iter(samples.values())).shape[:2]
+    flat = {k: v.reshape(chains * draws, *v.shape[2:]) for k, v in samples.items()}
+    no_obs = {k: v for k, v in model_kwargs.items() if k != "y"}
+    ppc = Predictive(model, flat)(jax.random.PRNGKey(seed + 2), **no_obs)
+    ppc = {k: np.asarray(v).reshape(chains, draws, -1) for k, v in ppc.items() if k in idata.observed_data}
+    dims = {k: list(idata.observed_data[k].dims) for k in ppc}
+    coords = {d: idata.observed_data[d].values for k in dims for d in dims[k]}
+    new = az.from_dict(posterior=samples, posterior_predictive=ppc, coords=coords, dims=dims)
+    groups = {
+        g: idata[g] for g in idata.groups() if g not in ("posterior", "posterior_predictive", "sample_stats")
+    }
+    out = az.InferenceData(posterior=new.posterior, posterior_predictive=new.posterior_predictive, **groups)
+    for group in out.groups():
+        out[group].attrs.update({k: str(v) for k, v in attrs.items()})
+    return out

@@ -13,6 +13,7 @@ Jacobians) is shared, so their difference is the surrogate's error in the likeli
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,8 @@ class Potentials:
     reference: object  # (B, D) -> (B,)
     to_flat: object  # {site: (B, ...) constrained} -> (B, D)
     from_flat: object  # (B, D) -> {site: (B, ...) constrained}
+    reference_scalar: object = None  # JAX (D,) -> (), differentiable; enables the Laplace proposal
+    unravel: object = None  # JAX (D,) -> {site: unconstrained value}
 
     @classmethod
     def of(cls, surrogate_model, reference_model, model_kwargs: dict, seed: int = 0) -> Potentials:
@@ -38,17 +41,14 @@ class Potentials:
         from numpyro.distributions import biject_to
         from numpyro.infer.util import initialize_model
 
+        # The surrogate is cheap to trace: it gives the sites and the flat layout both models share.
         info = initialize_model(jax.random.PRNGKey(seed), surrogate_model, model_kwargs=model_kwargs)
         _, unravel = ravel_pytree(info.param_info.z)
-        ref_info = initialize_model(jax.random.PRNGKey(seed), reference_model, model_kwargs=model_kwargs)
         sites = {
             name: biject_to(site["fn"].support)
             for name, site in info.model_trace.items()
             if site["type"] == "sample" and not site["is_observed"]
         }
-
-        def batched(potential_fn):
-            return jax.jit(jax.vmap(lambda flat: potential_fn(unravel(flat))))
 
         def to_flat(values: dict) -> np.ndarray:
             z = {k: t.inv(np.asarray(values[k])) for k, t in sites.items()}
@@ -58,7 +58,33 @@ class Potentials:
             z = jax.vmap(unravel)(flat)
             return {k: np.asarray(t(z[k])) for k, t in sites.items()}
 
-        return cls(batched(info.potential_fn), batched(ref_info.potential_fn), to_flat, from_flat)
+        reference = _scalar_potential(reference_model, model_kwargs, unravel)
+        return cls(
+            _batched(_scalar_potential(surrogate_model, model_kwargs, unravel)),
+            _batched(reference),
+            to_flat,
+            from_flat,
+            reference,
+            unravel,
+        )
+
+    def with_surrogate(self, model, model_kwargs: dict) -> Potentials:
+        """The same potentials with another model as the stage-1 screen."""
+        return dataclasses.replace(
+            self, surrogate=_batched(_scalar_potential(model, model_kwargs, self.unravel))
+        )
+
+
+def _scalar_potential(model, model_kwargs: dict, unravel):
+    from numpyro.infer.util import potential_energy
+
+    return lambda flat: potential_energy(model, (), model_kwargs, unravel(flat))
+
+
+def _batched(scalar):
+    import jax
+
+    return jax.jit(jax.vmap(scalar))
 
 
 def importance(potentials: Potentials, flat_draws: np.ndarray) -> dict:
@@ -80,34 +106,93 @@ def importance(potentials: Potentials, flat_draws: np.ndarray) -> dict:
     }
 
 
+def _gaussian_proposal(mean: np.ndarray, cov: np.ndarray, widen: float):
+    dim = len(mean)
+    cov = np.atleast_2d(cov) * widen**2
+    chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) * np.eye(dim))
+    inv = np.linalg.inv(chol)
+
+    def draw(rng, n):
+        return mean + rng.standard_normal((n, dim)) @ chol.T
+
+    def log_q(x):
+        r = (x - mean) @ inv.T
+        return -0.5 * np.sum(r * r, axis=-1)
+
+    return draw, log_q
+
+
+def laplace_moments(potentials: Potentials, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Mode and inverse Hessian of the exact posterior (unconstrained) from a start near it, and
+    the reference solves it took (``proposal`` of ``delayed_acceptance``); None when the reference is not differentiable or the Hessian is
+    not positive definite."""
+    if potentials.reference_scalar is None:
+        return None
+    import jax
+    from scipy.optimize import minimize
+
+    value_and_grad = jax.jit(jax.value_and_grad(potentials.reference_scalar))
+    fit = minimize(
+        lambda z: tuple(np.asarray(v, float) for v in value_and_grad(z)), start, jac=True, method="BFGS"
+    )
+    hessian = np.asarray(jax.jit(jax.hessian(potentials.reference_scalar))(fit.x))
+    if not np.all(np.isfinite(hessian)) or np.any(np.linalg.eigvalsh(0.5 * (hessian + hessian.T)) <= 0):
+        return None
+    return fit.x, np.linalg.inv(0.5 * (hessian + hessian.T)), fit.nfev + len(start)
+
+
+def _start(potentials: Potentials, candidates: np.ndarray, flat_draws: np.ndarray, chains: int):
+    """Starting states where the reference density is positive: draws of the proposal, which is
+    close to the exact posterior (a short burn-in), else surrogate draws."""
+    u_ref = np.asarray(potentials.reference(candidates))
+    ok = np.isfinite(u_ref)
+    if ok.sum() < chains:
+        candidates, u_ref = flat_draws, np.asarray(potentials.reference(flat_draws))
+        ok = np.isfinite(u_ref)
+    if ok.sum() < chains:
+        raise ValueError("the reference density is zero at almost every surrogate draw: nowhere to start")
+    return candidates[ok][:chains], u_ref[ok][:chains]
+
+
 def delayed_acceptance(
     potentials: Potentials,
     flat_draws: np.ndarray,
-    chains: int = 4,
-    steps: int = 1000,
+    chains: int = 16,
+    steps: int = 250,
     seed: int = 0,
-    burn: int = 200,
+    burn: int = 50,
+    widen: float = 1.3,
+    proposal: tuple[np.ndarray, np.ndarray, int] | None = None,
 ) -> dict:
-    """Delayed-acceptance random-walk MH started from surrogate-posterior draws (S, D).
+    """Delayed-acceptance independence MH started from surrogate-posterior draws (S, D).
 
-    Proposals y = x + L·ξ with L·Lᵀ = (2.38²/D)·Cov(surrogate draws), the scale that is optimal
-    for a Gaussian target. Stage 1 accepts with min(1, π_sur(y)/π_sur(x)); only proposals that
-    pass are solved with the reference and accepted with min(1, π_ref(y)π_sur(x) / π_ref(x)π_sur(y)).
-    Together these keep the exact posterior π_ref invariant, whatever the surrogate's error.
+    Proposals y ~ q, the Laplace approximation of the exact posterior (reference mode and Hessian,
+    found from the surrogate posterior's mean) widened by ``widen``; the surrogate posterior's
+    moments when the reference has no gradient. Any fixed q keeps the chain exact; a good one
+    keeps it efficient. Stage 1 accepts with min(1, π_sur(y)q(x) / π_sur(x)q(y)); only
+    proposals that pass are solved with the reference and accepted with
+    min(1, π_ref(y)π_sur(x) / π_ref(x)π_sur(y)). Together these keep the exact posterior π_ref
+    invariant, whatever the surrogate's error. Many short chains run side by side so that each
+    step solves the reference for all of them in one batch.
     Returns draws (chains, steps, D), the number of reference solves and both acceptance rates.
     """
     rng = np.random.default_rng(seed)
-    dim = flat_draws.shape[1]
-    cov = np.atleast_2d(np.cov(flat_draws, rowvar=False)) * 2.38**2 / dim
-    chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) * np.eye(dim))
-    x = flat_draws[rng.choice(len(flat_draws), chains, replace=False)]
-    u_sur_x, u_ref_x = (np.asarray(f(x)) for f in (potentials.surrogate, potentials.reference))
-    solves, passed, accepted = chains, 0, 0
-    out = np.empty((chains, steps, dim))
-    for i in range(burn + steps):
-        y = x + rng.standard_normal((chains, dim)) @ chol.T
-        u_sur_y = np.asarray(potentials.surrogate(y))
-        stage1 = np.log(rng.uniform(size=chains)) < np.nan_to_num(u_sur_x - u_sur_y, nan=-np.inf)
+    laplace = proposal or laplace_moments(potentials, flat_draws.mean(0))
+    mean, cov, solves = laplace or (flat_draws.mean(0), np.cov(flat_draws, rowvar=False), 0)
+    draw, log_q = _gaussian_proposal(mean, cov, widen)
+    total = burn + steps
+    proposals = draw(rng, total * chains).reshape(total, chains, -1)
+    u_sur_all = np.asarray(potentials.surrogate(proposals.reshape(total * chains, -1))).reshape(total, chains)
+    log_q_all = log_q(proposals)
+
+    x, u_ref_x = _start(potentials, draw(rng, 2 * chains), flat_draws, chains)
+    u_sur_x, log_q_x = np.asarray(potentials.surrogate(x)), log_q(x)
+    solves, passed, accepted = solves + 2 * chains, 0, 0
+    out = np.empty((chains, steps, x.shape[-1]))
+    for i in range(total):
+        y, u_sur_y, log_q_y = proposals[i], u_sur_all[i], log_q_all[i]
+        log_a1 = np.nan_to_num(u_sur_x - u_sur_y + log_q_x - log_q_y, nan=-np.inf)
+        stage1 = np.log(rng.uniform(size=chains)) < log_a1
         if stage1.any():
             # The reference batch always has ``chains`` rows so that it compiles once.
             u_ref_y = np.asarray(potentials.reference(np.where(stage1[:, None], y, x)))
@@ -116,6 +201,7 @@ def delayed_acceptance(
             x = np.where(accept[:, None], y, x)
             u_sur_x = np.where(accept, u_sur_y, u_sur_x)
             u_ref_x = np.where(accept, u_ref_y, u_ref_x)
+            log_q_x = np.where(accept, log_q_y, log_q_x)
             solves += int(stage1.sum())
             if i >= burn:
                 passed += int(stage1.sum())
@@ -129,4 +215,8 @@ def delayed_acceptance(
         "stage1_acceptance": passed / n,
         "stage2_acceptance": accepted / max(passed, 1),
         "acceptance": accepted / n,
+        "proposal": (
+            "Laplace approximation of the exact posterior" if laplace else "surrogate posterior moments"
+        )
+        + f", sd × {widen}",
     }

@@ -26,8 +26,10 @@ def verdict(idata: az.InferenceData, table: pd.DataFrame) -> dict:
     warnings = []
     max_rhat = float(table["r_hat"].max())
     min_ess = float(min(table["ess_bulk"].min(), table["ess_tail"].min()))
-    divergences = int(idata.sample_stats["diverging"].values.sum())
-    bfmi = np.atleast_1d(az.bfmi(idata))
+    # Samplers without Hamiltonian dynamics (a reference correction) have no divergences or energy.
+    stats = idata.get("sample_stats")
+    divergences = int(stats["diverging"].values.sum()) if stats is not None and "diverging" in stats else 0
+    bfmi = np.atleast_1d(az.bfmi(idata)) if stats is not None and "energy" in stats else np.array([np.nan])
     if not max_rhat <= RHAT_MAX:
         warnings.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX}: chains disagree; run more warmup or samples")
     if not min_ess >= ESS_MIN:
@@ -42,6 +44,6 @@ def verdict(idata: az.InferenceData, table: pd.DataFrame) -> dict:
         "min_ess_bulk": float(table["ess_bulk"].min()),
         "min_ess_tail": float(table["ess_tail"].min()),
         "divergences": divergences,
-        "min_bfmi": float(bfmi.min()),
+        "min_bfmi": None if np.isnan(bfmi).all() else float(np.nanmin(bfmi)),
         "warnings": warnings,
     }

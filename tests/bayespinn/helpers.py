@@ -41,7 +41,7 @@ chains = 2
 warmup = {warmup}
 samples = {samples}
 seed = 0
-
+{inference_extra}
 [truth]
 m = 0.4
 d = 0.15
@@ -59,9 +59,13 @@ def write_study(
     sigma: str = '"infer"',
     warmup: int = 300,
     samples: int = 300,
+    inference_extra: str = "",
 ) -> Path:
     frame = simulate("power.smib", DEMO_VALUES, np.linspace(0.0, 20.0, points), noise=noise, seed=0)
     frame.to_csv(folder / "data.csv", index=False)
     path = folder / "study.toml"
-    path.write_text(STUDY.format(surrogate=surrogate, sigma=sigma, warmup=warmup, samples=samples))
+    text = STUDY.format(
+        surrogate=surrogate, sigma=sigma, warmup=warmup, samples=samples, inference_extra=inference_extra
+    )
+    path.write_text(text)
     return path
