@@ -64,7 +64,9 @@ def main(argv=None) -> int:
         name: {"mean": r["exact_mean"], "sd": r["exact_sd"], "q05": r["exact_90"][0], "q95": r["exact_90"][1]}
         for name, r in exact["parameters"].items()
     }
-    result = {"exact": {"grid": exact["grid"], "reference_solves": exact["reference_solves"], "wall_time_s": grid_s}}
+    result = {
+        "exact": {"grid": exact["grid"], "reference_solves": exact["reference_solves"], "wall_time_s": grid_s}
+    }
     for kind, (st, data, diag) in runs.items():
         draws = {name: data.posterior[name].values for name in st.priors}
         result[kind] = {
