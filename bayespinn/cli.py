@@ -114,13 +114,14 @@ def cmd_check_exact(args) -> int:
     import arviz as az
 
     from bayespinn.pipeline import calibrate, prepare
-    from bayespinn.reference import check_exact
+    from bayespinn.reference import check_exact, grid_parameters
     from bayespinn.study import load_study
     from surrogates.pinn.card import write_json_atomic
 
     study = load_study(args.study)
     _jax_setup(study.inference.chains)
     prep = prepare(study)
+    grid_parameters(prep)  # before any run is written
     posterior = study.output_dir / "posterior.nc"
     # A run of this very study is reused; anything else is calibrated afresh.
     same = (study.output_dir / "study.toml").exists() and (

@@ -17,7 +17,7 @@ from inference.correction import Potentials, delayed_acceptance, importance, lap
 from inference.exact import compare, grid_posterior, log_posterior_fn
 from inference.model import build_model
 
-__all__ = ["check_exact", "correct", "reference_of"]
+__all__ = ["check_exact", "correct", "grid_parameters", "reference_of"]
 
 log = logging.getLogger("bayespinn")
 
@@ -97,13 +97,19 @@ def _screen_at(prep, pots: Potentials, y: dict, mode) -> Potentials:
     return pots.with_surrogate(screen, {"y": y})
 
 
-def check_exact(prep, idata, n: int = 61) -> dict:
-    """Grid posterior with the reference solver vs the run's posterior, per parameter, with a verdict."""
+def grid_parameters(prep) -> tuple[str, str]:
+    """The two inferred parameters of a study the exact grid can check, or a UserError."""
     names = tuple(prep.study.priors)
     if len(names) != 2:
         raise UserError(
             f"{prep.study.path}: [parameters]: found {len(names)} parameters, expected 2 for check-exact"
         )
+    return names
+
+
+def check_exact(prep, idata, n: int = 61) -> dict:
+    """Grid posterior with the reference solver vs the run's posterior, per parameter, with a verdict."""
+    names = grid_parameters(prep)
     ref, exact_spec, _ = reference_of(prep)
     conditions, t_s = prep.study.conditions, prep.data.time_s
 

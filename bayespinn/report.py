@@ -85,6 +85,7 @@ def write_report(
         body = [
             _verdict_section(meta, diagnostics),
             _table_section(table, meta),
+            _correction_section(diagnostics, meta),
             _surrogate_section(meta),
             _trace_section(idata, meta),
             _pair_section(idata, meta),
@@ -162,6 +163,44 @@ def _table_section(table: pd.DataFrame, meta: dict) -> str:
     return (
         "<h2>Posterior</h2><p>Mean, sd and 90 % highest-density interval of each parameter.</p>"
         f'<table class="posterior"><tr><th>parameter</th>{head}</tr>{rows}</table>'
+    )
+
+
+def _correction_section(d: dict, meta: dict) -> str:
+    """What the reference correction did and cost, and how far the surrogate alone was off."""
+    c = d.get("correction")
+    if not c:
+        return ""
+    units = meta.get("units") or {}
+    if c["method"] == "importance":
+        what = "Importance reweighting of the surrogate posterior by the reference likelihood (PSIS)."
+        numbers = [("Pareto k̂", _fmt(c.get("k_hat"), 2)), ("effective sample size", _fmt(c.get("ess"), 0))]
+    else:
+        what = (
+            "Delayed-acceptance Metropolis–Hastings: proposals screened by the surrogate, accepted by the "
+            "reference solver; the chain targets the exact posterior."
+        )
+        numbers = [
+            ("proposal", str(c.get("proposal", "—"))),
+            ("stage-1 acceptance (surrogate)", _fmt(c.get("stage1_acceptance"), 3)),
+            ("stage-2 acceptance (reference)", _fmt(c.get("stage2_acceptance"), 3)),
+        ]
+    numbers += [
+        ("reference solves", _fmt(c.get("reference_solves"), 0)),
+        ("wall time", _seconds(c.get("wall_time_s"))),
+    ]
+    rows = "".join(
+        f"<tr><td>{_e(_with_unit(name, units.get(name)))}</td><td>{_e(_fmt(v['mean']))}</td>"
+        f"<td>{_e(_fmt(v['sd']))}</td><td>{_e(_fmt(v['shift_in_corrected_sd'], 2))}</td></tr>"
+        for name, v in (c.get("surrogate_posterior") or {}).items()
+    )
+    return (
+        f"<h2>Reference correction</h2><p>{_e(what)}</p>"
+        + _key_values(numbers)
+        + "<p>The surrogate's posterior before the correction:</p>"
+        + "<table><tr><th>parameter</th><th>mean</th><th>sd</th><th>shift in corrected sd</th></tr>"
+        + rows
+        + "</table>"
     )
 
 

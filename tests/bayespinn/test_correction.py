@@ -50,3 +50,30 @@ def test_delayed_acceptance_run_agrees_with_the_exact_grid_posterior(tmp_path):
     exact = check_exact(prepare(study), idata)
     # 2,000 draws with ESS ≳ 400: the mean is within ~0.05 sd by chance; the bar is 0.2 sd, 20 % in sd.
     assert exact["agree"], exact["parameters"]
+
+
+def test_check_exact_cli_compares_a_run_with_the_grid(tmp_path, capsys):
+    from bayespinn.cli import main
+
+    path = write_study(tmp_path, points=41, warmup=300, samples=500)
+    out = tmp_path / "exact.json"
+    assert main(["check-exact", str(path), "--grid", "31", "--quiet", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["parameters"]) == {"m", "d"}
+    for row in result["parameters"].values():
+        assert row["exact_sd"] > 0 and row["exact_90"][0] < row["exact_mean"] < row["exact_90"][1]
+    # The run it compared is the study's own, written by the same command.
+    assert (tmp_path / "run" / "posterior.nc").exists()
+    assert "exact posterior" in capsys.readouterr().err
+
+
+def test_check_exact_needs_two_parameters(tmp_path, capsys):
+    from bayespinn.cli import main
+
+    path = write_study(tmp_path)
+    text = path.read_text().replace('[parameters.d]\nprior = "uniform"\nlower = 0.05\nupper = 0.5\n', "")
+    path.write_text(text.replace("omega0 = 0.1\n", "omega0 = 0.1\nd = 0.15\n", 1))
+    assert main(["check-exact", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "[parameters]: found 1 parameters, expected 2 for check-exact" in err
+    assert not (tmp_path / "run").exists()  # rejected before anything was written
