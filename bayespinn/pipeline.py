@@ -19,7 +19,7 @@ from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.study import Study
 from inference.arviz_adapter import to_inference_data
-from inference.diagnostics import summary, verdict
+from inference.diagnostics import ESS_MIN, summary, verdict
 from inference.model import ModelSpec, build_model
 from inference.nuts import MCMCSettings, run_mcmc
 from surrogates.base import ForwardModel
@@ -149,20 +149,37 @@ def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
         }
         for name in prep.study.priors
     }
-    checks = verdict(new, new_table)
-    if method == "importance" and not record["trusted"]:
-        checks["warnings"].append(
-            f"importance weights: Pareto k̂ {record['k_hat']:.2f} > 0.7, the reweighted posterior is not to be "
-            'trusted; use correct = "delayed-acceptance"'
-        )
-    if method == "importance" and record["ess"] < 400:
-        checks["warnings"].append(
-            f"importance weights: effective sample size {record['ess']:.0f} < 400; "
-            'draw more samples or use correct = "delayed-acceptance"'
-        )
+    if method == "importance":
+        checks = _importance_checks(record, diagnostics, new_table, table)
+    else:
+        checks = verdict(new, new_table)
     checks["converged"] = diagnostics["converged"] and not checks["warnings"]
     wall = diagnostics["wall_time_s"] + record["wall_time_s"]
     return new, new_table, {**checks, "wall_time_s": wall, "surrogate_run": diagnostics, "correction": record}
+
+
+def _importance_checks(record: dict, surrogate_checks: dict, new_table, table) -> dict:
+    """Resampled draws repeat themselves, so their R-hat and ESS say nothing: the chains' R-hat is
+    the surrogate run's, and the effective sample size is the importance weights' (in place)."""
+    new_table["r_hat"] = table["r_hat"]
+    new_table["ess_bulk"] = new_table["ess_tail"] = record["ess"]
+    warnings = list(surrogate_checks["warnings"])
+    if not record["trusted"]:
+        warnings.append(
+            f"importance weights: Pareto k̂ {record['k_hat']:.2f} > 0.7, the reweighted posterior is not to be "
+            'trusted; use correct = "delayed-acceptance"'
+        )
+    if record["ess"] < ESS_MIN:
+        warnings.append(
+            f"importance weights: effective sample size {record['ess']:.0f} < {ESS_MIN:.0f}; "
+            'draw more samples or use correct = "delayed-acceptance"'
+        )
+    return {
+        **surrogate_checks,
+        "min_ess_bulk": record["ess"],
+        "min_ess_tail": record["ess"],
+        "warnings": warnings,
+    }
 
 
 def _meta(prep: Prepared) -> dict:

@@ -77,3 +77,18 @@ def test_check_exact_needs_two_parameters(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "[parameters]: found 1 parameters, expected 2 for check-exact" in err
     assert not (tmp_path / "run").exists()  # rejected before anything was written
+
+
+def test_importance_run_reports_its_weights_not_the_resampled_chains(tmp_path):
+    path = write_study(tmp_path, points=41, warmup=200, samples=300, inference_extra='correct = "importance"')
+    run = calibrate(load_study(path), progress=False)
+    diagnostics = json.loads((run.dir / "diagnostics.json").read_text())
+    record = diagnostics["correction"]
+    assert record["method"] == "importance" and record["reference_solves"] == 2 * 300
+    assert 0 < record["ess"] <= 600 and record["k_hat"] < 0.7  # 41 points: the surrogate is close
+    # Resampled draws repeat: the table's ESS is the weights' and the verdict follows it.
+    assert (run.table["ess_bulk"] == record["ess"]).all()
+    assert diagnostics["min_ess_bulk"] == record["ess"]
+    below = record["ess"] < 400
+    assert below == any("importance weights: effective sample size" in w for w in diagnostics["warnings"])
+    assert diagnostics["converged"] == (not diagnostics["warnings"])
