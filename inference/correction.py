@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["K_HAT_MAX", "Potentials", "delayed_acceptance", "importance"]
+__all__ = ["K_HAT_MAX", "Potentials", "delayed_acceptance", "importance", "laplace_moments"]
 
 K_HAT_MAX = 0.7
 
@@ -123,9 +123,9 @@ def _gaussian_proposal(mean: np.ndarray, cov: np.ndarray, widen: float):
 
 
 def laplace_moments(potentials: Potentials, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """Mode and inverse Hessian of the exact posterior (unconstrained) from a start near it, and
-    the reference solves it took (``proposal`` of ``delayed_acceptance``); None when the reference is not differentiable or the Hessian is
-    not positive definite."""
+    """Mode and inverse Hessian of the exact posterior (unconstrained), found from ``start``, and
+    the reference solves it took: the ``proposal`` of ``delayed_acceptance``. None when the
+    reference is not differentiable or its Hessian at the mode is not positive definite."""
     if potentials.reference_scalar is None:
         return None
     import jax
@@ -141,17 +141,21 @@ def laplace_moments(potentials: Potentials, start: np.ndarray) -> tuple[np.ndarr
     return fit.x, np.linalg.inv(0.5 * (hessian + hessian.T)), fit.nfev + len(start)
 
 
-def _start(potentials: Potentials, candidates: np.ndarray, flat_draws: np.ndarray, chains: int):
-    """Starting states where the reference density is positive: draws of the proposal, which is
-    close to the exact posterior (a short burn-in), else surrogate draws."""
-    u_ref = np.asarray(potentials.reference(candidates))
-    ok = np.isfinite(u_ref)
-    if ok.sum() < chains:
-        candidates, u_ref = flat_draws, np.asarray(potentials.reference(flat_draws))
-        ok = np.isfinite(u_ref)
-    if ok.sum() < chains:
-        raise ValueError("the reference density is zero at almost every surrogate draw: nowhere to start")
-    return candidates[ok][:chains], u_ref[ok][:chains]
+def _start(potentials: Potentials, draw, rng, flat_draws: np.ndarray, chains: int):
+    """Starting states where the reference density is positive, and the solves it took: draws of
+    the proposal, which is close to the exact posterior (a short burn-in), else surrogate draws.
+    Every reference batch has ``chains`` rows, so the solver compiles once."""
+    candidates = [draw(rng, chains) for _ in range(2)]
+    candidates += [flat_draws[i : i + chains] for i in range(0, len(flat_draws) - chains + 1, chains)]
+    found, solves = [], 0
+    for batch in candidates:
+        u_ref = np.asarray(potentials.reference(batch))
+        solves += chains
+        found += [(x, u) for x, u in zip(batch, u_ref, strict=True) if np.isfinite(u)]
+        if len(found) >= chains:
+            x, u = zip(*found[:chains], strict=True)
+            return np.array(x), np.array(u), solves
+    raise ValueError("the reference density is zero at almost every surrogate draw: nowhere to start")
 
 
 def delayed_acceptance(
@@ -185,9 +189,9 @@ def delayed_acceptance(
     u_sur_all = np.asarray(potentials.surrogate(proposals.reshape(total * chains, -1))).reshape(total, chains)
     log_q_all = log_q(proposals)
 
-    x, u_ref_x = _start(potentials, draw(rng, 2 * chains), flat_draws, chains)
+    x, u_ref_x, start_solves = _start(potentials, draw, rng, flat_draws, chains)
     u_sur_x, log_q_x = np.asarray(potentials.surrogate(x)), log_q(x)
-    solves, passed, accepted = solves + 2 * chains, 0, 0
+    solves, passed, accepted = solves + start_solves, 0, 0
     out = np.empty((chains, steps, x.shape[-1]))
     for i in range(total):
         y, u_sur_y, log_q_y = proposals[i], u_sur_all[i], log_q_all[i]
