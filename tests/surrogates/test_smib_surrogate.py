@@ -54,13 +54,14 @@ def test_card_validation_is_reproduced_by_the_shipped_weights(shipped):
             assert again["rmse"][obs][stat] == pytest.approx(value, rel=1e-9), (obs, stat)
 
 
-def test_card_medians_meet_the_bar(shipped):
-    # On the card's design the medians (and the frequency p95) meet the bar; the angle p95
-    # (5.4e-3) and both maxima (2.6e-2 rad, 1.1e-2 rad/s) do not: three low-damping points
-    # (d < 0.065) of 128 lie above 1e-2 rad. The note records this openly.
+def test_card_meets_the_bar_except_the_angle_maximum(shipped):
+    # On the card's design every statistic meets the bar but the angle maximum: one low-damping
+    # point (m = 0.87, d = 0.054, ζ = 0.13, a swing of 0.95 rad) of 128 is at 1.35e-2 rad. The
+    # issue's note records this openly; this test fails if any other statistic slips.
     rmse = shipped[1]["validation"]["rmse"]
-    assert rmse[ANGLE]["median"] <= BAR["median"] and rmse[FREQ]["median"] <= BAR["median"]
-    assert rmse[FREQ]["p95"] <= BAR["p95"]
+    misses = [m for m in _misses(rmse) if not m.startswith(f"{ANGLE} max")]
+    assert not misses, "; ".join(misses)
+    assert rmse[ANGLE]["max"] < 1.5e-2
 
 
 def test_card_describes_the_shipped_network(shipped):
