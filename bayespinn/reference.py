@@ -63,8 +63,9 @@ def correct(prep, idata, method: str) -> tuple[dict, dict]:
         if laplace is not None:
             pots = _screen_at(prep, pots, y, laplace[0])
             laplace = (*laplace[:2], laplace[2] + 1)  # one more reference solve for the shift
-        # Four times as many chains, each a quarter as long: the reference runs in wider batches.
-        chains, draws = 4 * chains, -(-draws // 4)
+        # Twice as many chains, each half as long: the reference runs in wider batches, and the
+        # chains stay long enough for R-hat to mean something.
+        chains, draws = 2 * chains, -(-draws // 2)
         result = delayed_acceptance(
             pots, flat, chains=chains, steps=draws, seed=prep.study.inference.seed, proposal=laplace
         )

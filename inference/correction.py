@@ -161,10 +161,10 @@ def _start(potentials: Potentials, draw, rng, flat_draws: np.ndarray, chains: in
 def delayed_acceptance(
     potentials: Potentials,
     flat_draws: np.ndarray,
-    chains: int = 16,
-    steps: int = 250,
+    chains: int = 8,
+    steps: int = 500,
     seed: int = 0,
-    burn: int = 50,
+    burn: int = 100,
     widen: float = 1.3,
     proposal: tuple[np.ndarray, np.ndarray, int] | None = None,
 ) -> dict:
