@@ -124,10 +124,8 @@ def cmd_check_exact(args) -> int:
     grid_parameters(prep)  # before any run is written
     posterior = study.output_dir / "posterior.nc"
     # A run of this very study is reused; anything else is calibrated afresh.
-    same = (study.output_dir / "study.toml").exists() and (
-        study.output_dir / "study.toml"
-    ).read_text() == study.text
-    if not (posterior.exists() and same):
+    copy = study.output_dir / "study.toml"
+    if not (posterior.exists() and copy.exists() and copy.read_text() == study.text):
         calibrate(study, progress=not args.quiet)
     result = check_exact(prep, az.from_netcdf(str(posterior)), n=args.grid)
     result["run"] = str(study.output_dir)

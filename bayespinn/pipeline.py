@@ -132,9 +132,9 @@ def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
 
     t0 = time.perf_counter()
     method = prep.study.inference.correct
-    samples, record = correct(prep, idata, method)
-    ref, _, ref_model = reference_of(prep)
+    ref, spec, ref_model = reference_of(prep)
     y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
+    samples, record = correct(prep, idata, method, (ref, spec, ref_model), y)
     attrs = {**attrs, "correct": method, "reference": ref.name}
     new = replace_posterior(idata, samples, ref_model, {"y": y}, seed=prep.study.inference.seed, attrs=attrs)
     new_table = summary(new, list(prep.study.priors), prep.study.truth or None)

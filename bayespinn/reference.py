@@ -37,19 +37,15 @@ def reference_of(prep):
     return ref, exact_spec, build_model(_forward(ref, prep.study, prep.data), exact_spec)
 
 
-def _sites(idata) -> list[str]:
-    return [k for k in idata.posterior.data_vars]
+def correct(prep, idata, method: str, reference: tuple, y: dict) -> tuple[dict, dict]:
+    """Corrected posterior draws {site: (chains, draws)} and a record of what the correction did.
 
-
-def correct(prep, idata, method: str) -> tuple[dict, dict]:
-    """Corrected posterior draws {site: (chains, draws)} and a record of what the correction did."""
-    import jax.numpy as jnp
-
-    _, _, ref_model = reference_of(prep)
-    y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
+    ``reference`` is ``reference_of(prep)``; ``y`` the observed data as JAX arrays.
+    """
+    ref, spec, ref_model = reference
     pots = Potentials.of(prep.numpyro_model, ref_model, {"y": y}, seed=prep.study.inference.seed)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
-    flat = pots.to_flat({k: idata.posterior[k].values.reshape(-1) for k in _sites(idata)})
+    flat = pots.to_flat({k: idata.posterior[k].values.reshape(-1) for k in idata.posterior.data_vars})
     if method == "importance":
         result = importance(pots, flat)
         rng = np.random.default_rng(prep.study.inference.seed)
@@ -61,7 +57,7 @@ def correct(prep, idata, method: str) -> tuple[dict, dict]:
     else:
         laplace = laplace_moments(pots, flat.mean(0))
         if laplace is not None:
-            pots = _screen_at(prep, pots, y, laplace[0])
+            pots = _screen_at(prep, pots, ref, spec, y, laplace[0])
             laplace = (*laplace[:2], laplace[2] + 1)  # one more reference solve for the shift
         # Twice as many chains, each half as long: the reference runs in wider batches, and the
         # chains stay long enough for R-hat to mean something.
@@ -77,7 +73,7 @@ def correct(prep, idata, method: str) -> tuple[dict, dict]:
     return {k: v.reshape(chains, draws) for k, v in samples.items()}, record
 
 
-def _screen_at(prep, pots: Potentials, y: dict, mode) -> Potentials:
+def _screen_at(prep, pots: Potentials, ref, spec, y: dict, mode) -> Potentials:
     """Potentials whose stage-1 screen is the surrogate plus its error at the exact mode.
 
     Over a posterior a few tenths of a percent wide the surrogate's error hardly changes, so the
@@ -86,7 +82,6 @@ def _screen_at(prep, pots: Potentials, y: dict, mode) -> Potentials:
     """
     from bayespinn.pipeline import _forward
 
-    ref, spec, _ = reference_of(prep)
     theta = {
         k: float(v[0]) for k, v in pots.from_flat(np.asarray(mode)[None]).items() if k in prep.study.priors
     }

@@ -176,8 +176,8 @@ def delayed_acceptance(
     keeps it efficient. Stage 1 accepts with min(1, π_sur(y)q(x) / π_sur(x)q(y)); only
     proposals that pass are solved with the reference and accepted with
     min(1, π_ref(y)π_sur(x) / π_ref(x)π_sur(y)). Together these keep the exact posterior π_ref
-    invariant, whatever the surrogate's error. Many short chains run side by side so that each
-    step solves the reference for all of them in one batch.
+    invariant, whatever the surrogate's error. The chains run side by side so that each step
+    solves the reference for all of them in one batch.
     Returns draws (chains, steps, D), the number of reference solves and both acceptance rates.
     """
     rng = np.random.default_rng(seed)
