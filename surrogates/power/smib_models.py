@@ -44,6 +44,13 @@ class SmibSurrogate(_SmibBase):
     def numpy_forward(self, t_s, **values):
         return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
 
+    def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
+        """Observables (n, len(t_s)) at n parameter sets ({name: (n,)}), broadcast in one call."""
+        columns = {k: np.asarray(v, float)[:, None] for k, v in values.items()}
+        t = np.asarray(t_s, float)[None, :]
+        out = predict(np, self._weights, self._n_layers, t, **conditions, **columns)
+        return {k: np.broadcast_to(v, (len(next(iter(values.values()))), t.shape[1])) for k, v in out.items()}
+
     def jax_forward(self, t_s, **values):
         import jax.numpy as jnp
 
@@ -73,6 +80,10 @@ class SmibReference(_SmibBase):
 
     def numpy_forward(self, t_s, **values):
         return smib_reference.solve(t_s, **values)
+
+    def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
+        """Observables (n, len(t_s)) at n parameter sets, one vectorised ODE solve."""
+        return smib_reference.solve_many(t_s, **conditions, **values)
 
     def jax_forward(self, t_s, **values):
         return smib_reference.solve_jax(t_s, **values)

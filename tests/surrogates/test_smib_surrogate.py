@@ -116,3 +116,13 @@ def test_surrogate_at_another_b_tracks_the_reference(surrogate, point):
     # The bar's max per-trajectory RMSE (1e-2) used here pointwise at interior points of the box.
     for name in (ANGLE, FREQ):
         np.testing.assert_allclose(pred[name], ref[name], rtol=0, atol=1e-2)
+
+
+def test_batch_forward_equals_its_members(surrogate):
+    values = {k: np.array([p[k] for p in POINTS]) for k in ("m", "d", "P", "delta0", "omega0")}
+    batch = surrogate.numpy_forward_batch(TIME_S, {"B": 0.2}, values)
+    for i, point in enumerate(POINTS):
+        one = surrogate.numpy_forward(TIME_S, B=0.2, **point)
+        for name in (ANGLE, FREQ):
+            assert batch[name].shape == (len(POINTS), TIME_S.size)
+            np.testing.assert_allclose(batch[name][i], one[name], rtol=0, atol=1e-14)
