@@ -50,7 +50,12 @@ def predict(xp, weights: dict, n_layers: int, t, m, d, P, B, delta0, omega0) -> 
 
     ``t`` must be an array of ``xp``; the other inputs may be Python numbers or arrays.
     """
-    m, d, P, B, delta0, omega0 = (xp.asarray(v, dtype=t.dtype) for v in (m, d, P, B, delta0, omega0))
+    # Arrays of t's dtype pass through untouched: torch.asarray on a tensor that requires grad
+    # warns (and would have to choose whether the copy keeps the graph).
+    m, d, P, B, delta0, omega0 = (
+        v if getattr(v, "dtype", None) == t.dtype else xp.asarray(v, dtype=t.dtype)
+        for v in (m, d, P, B, delta0, omega0)
+    )
     s, zeta, p, d0, w0, rate = smib.dimensionless(xp, t, m, d, P, B, delta0, omega0)
     out = mlp_apply(xp, weights, smib.encode(xp, s, zeta, p, d0, w0), n_layers)
     delta, w = smib.hard_ic(xp, s, d0, w0, out)
