@@ -18,10 +18,8 @@ import pandas as pd
 from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.study import Study
-from inference.arviz_adapter import to_inference_data
 from inference.diagnostics import ESS_MIN, summary, verdict
 from inference.model import ModelSpec, build_model
-from inference.nuts import MCMCSettings, run_mcmc
 from surrogates.base import ForwardModel
 
 __all__ = ["RUN_FILES", "Prepared", "Run", "calibrate", "prepare"]
@@ -78,47 +76,18 @@ def _forward(model: ForwardModel, study: Study, data: Measurements):
     return forward
 
 
-def _settings(study: Study) -> MCMCSettings:
-    inf = study.inference
-    return MCMCSettings(
-        kernel=inf.engine,
-        chains=inf.chains,
-        warmup=inf.warmup,
-        samples=inf.samples,
-        seed=inf.seed,
-        target_accept=inf.target_accept,
-    )
-
-
 def sample(prep: Prepared, progress: bool = True):
     """Run the engine; returns (InferenceData, summary table, diagnostics)."""
-    import jax.numpy as jnp
+    from bayespinn.engines import APPROXIMATE, run_engine
 
-    settings = _settings(prep.study)
-    y = {k: jnp.asarray(v) for k, v in prep.data.values.items()}
-    mcmc, wall = run_mcmc(prep.numpyro_model, {"y": y}, settings, progress=progress)
-    attrs = {
-        "engine": settings.kernel,
-        "chains": settings.chains,
-        "warmup": settings.warmup,
-        "samples": settings.samples,
-        "seed": settings.seed,
-        "wall_time_s": round(wall, 3),
-        "surrogate": prep.model.name,
-        "surrogate_error": prep.study.inference.surrogate_error,
-    }
-    idata = to_inference_data(
-        mcmc,
-        prep.numpyro_model,
-        {"y": y},
-        seed=settings.seed,
-        attrs=attrs,
-        coords={"time": prep.data.time_s},
-        dims={obs: ["time"] for obs in prep.data.values},
-    )
+    idata, wall = run_engine(prep, progress)
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
+    engine = prep.study.inference.engine
+    if engine in APPROXIMATE:
+        diagnostics["approximation"] = APPROXIMATE[engine]
     if prep.study.inference.correct != "none":
+        attrs = {k: idata.posterior.attrs[k] for k in idata.posterior.attrs}
         return _corrected(prep, idata, table, diagnostics, attrs)
     return idata, table, diagnostics
 

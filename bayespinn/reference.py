@@ -22,17 +22,21 @@ __all__ = ["check_exact", "correct", "grid_parameters", "reference_of"]
 log = logging.getLogger("bayespinn")
 
 
-def reference_of(prep):
-    """The reference forward model of a surrogate study, and the exact NumPyro model on it."""
+def reference_of(prep, allow_reference: bool = False):
+    """The reference forward model of a surrogate study, and the exact NumPyro model on it.
+
+    A study that already runs on the reference is its own reference when ``allow_reference``
+    (an exactness check); a correction of it would be meaningless and is refused.
+    """
     from bayespinn.pipeline import _forward
     from surrogates import registry
 
     name = prep.model.name
-    if name.endswith(":reference"):
+    if name.endswith(":reference") and not allow_reference:
         raise UserError(
             f"{prep.study.path}: [surrogate] name: found {name!r}, which is already the reference"
         )
-    ref = registry.load(f"{name}:reference")
+    ref = prep.model if name.endswith(":reference") else registry.load(f"{name}:reference")
     exact_spec = dataclasses.replace(prep.spec, surrogate_sigma={k: 0.0 for k in prep.spec.observables})
     return ref, exact_spec, build_model(_forward(ref, prep.study, prep.data), exact_spec)
 
@@ -106,14 +110,11 @@ def grid_parameters(prep) -> tuple[str, str]:
 def check_exact(prep, idata, n: int = 61) -> dict:
     """Grid posterior with the reference solver vs the run's posterior, per parameter, with a verdict."""
     names = grid_parameters(prep)
-    ref, exact_spec, _ = reference_of(prep)
-    conditions, t_s = prep.study.conditions, prep.data.time_s
+    from bayespinn.engines import batch_forward
 
-    def forward_batch(values: dict) -> dict:
-        rows = [ref.numpy_forward(t_s, **conditions, **dict(zip(names, v))) for v in zip(*values.values())]
-        return {obs: np.stack([r[obs] for r in rows]) for obs in exact_spec.observables}
-
-    log_post = log_posterior_fn(forward_batch, prep.data.values, exact_spec)
+    ref, exact_spec, _ = reference_of(prep, allow_reference=True)
+    forward = batch_forward(ref, prep.data.time_s, prep.study.conditions, exact_spec.observables)
+    log_post = log_posterior_fn(forward, prep.data.values, exact_spec)
     draws = {k: idata.posterior[k].values.ravel() for k in names}
     bounds = np.array([[prep.study.priors[k].lower, prep.study.priors[k].upper] for k in names])
     center = np.array([draws[k].mean() for k in names])

@@ -143,10 +143,13 @@ def _verdict_section(meta: dict, d: dict) -> str:
         ("min E-BFMI", _fmt(d.get("min_bfmi"))),
         ("sampling wall time", _seconds(d.get("wall_time_s"))),
     ]
+    note = d.get("approximation")
     return (
         f"<h1>{_e(meta.get('title', 'bayespinn report'))}</h1>"
         f'<div class="verdict {"ok" if ok else "bad"}"><h2>{_e(head)}</h2>'
-        f"{f'<ul>{items}</ul>' if items else ''}</div>" + _key_values(numbers)
+        f"{f'<ul>{items}</ul>' if items else ''}</div>"
+        + (f'<p class="approximation"><b>Approximate engine.</b> {_e(note)}.</p>' if note else "")
+        + _key_values(numbers)
     )
 
 
@@ -346,7 +349,8 @@ def _predictive_figure(time: np.ndarray, observed: np.ndarray, draws: np.ndarray
 def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
     attrs = idata.posterior.attrs
     run = [(k, str(attrs.get(k, "—"))) for k in ("engine", "chains", "warmup", "samples", "seed")]
-    run += [(k, str(attrs[k])) for k in ("surrogate_error",) if k in attrs]
+    settings = ("backend", "guide", "svi_steps", "learning_rate", "ensemble_size", "schedule", "inversion")
+    run += [(k, str(attrs[k])) for k in (*settings, "forward_calls", "surrogate_error") if k in attrs]
     run += [("machine", str(meta["machine"]))] if meta.get("machine") else []
     run.append(("study", str(meta.get("study_path", "—"))))
     units = meta.get("units") or {}

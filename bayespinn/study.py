@@ -14,9 +14,24 @@ from typing import Any
 from bayespinn.errors import UserError
 from inference.priors import KINDS, Prior
 
-__all__ = ["CORRECTIONS", "ENGINES", "SURROGATE_ERRORS", "Inference", "Study", "load_study", "parse_study"]
+__all__ = [
+    "BACKENDS",
+    "CORRECTIONS",
+    "ENGINES",
+    "ENSEMBLES",
+    "GUIDES",
+    "SURROGATE_ERRORS",
+    "Inference",
+    "Study",
+    "load_study",
+    "parse_study",
+]
 
-ENGINES = ("nuts", "hmc")
+ENGINES = ("nuts", "hmc", "svi", "eki", "esmda")
+ENSEMBLES = ("eki", "esmda")
+BACKENDS = {"numpyro": ENGINES, "pyro": ("nuts", "svi")}
+GUIDES = ("normal", "mvn", "flow", "laplace")
+INVERSIONS = ("subspace", "exact")
 SURROGATE_ERRORS = ("rmse", "off")
 CORRECTIONS = ("none", "importance", "delayed-acceptance")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
@@ -35,6 +50,14 @@ _KEYS = {
         "likelihood",
         "surrogate_error",
         "correct",
+        "backend",
+        "guide",
+        "svi_steps",
+        "learning_rate",
+        "ensemble_size",
+        "assimilations",
+        "schedule",
+        "inversion",
     },
     "output": {"dir"},
 }
@@ -51,6 +74,14 @@ class Inference:
     likelihood: str = "normal"
     surrogate_error: str = "rmse"
     correct: str = "none"
+    backend: str = "numpyro"  # numpyro | pyro (nuts and svi on the torch surrogate)
+    guide: str = "mvn"  # svi: normal (mean-field) | mvn (full rank) | flow | laplace
+    svi_steps: int = 5000
+    learning_rate: float = 0.01
+    ensemble_size: int = 200  # eki, esmda: members
+    assimilations: int = 4  # esmda: steps of the constant or decreasing schedule
+    schedule: str | tuple[float, ...] = "constant"  # esmda: constant | decreasing | explicit α's
+    inversion: str = "subspace"  # eki, esmda: subspace (truncated SVD) | exact
 
 
 @dataclass(frozen=True)
@@ -131,20 +162,65 @@ def _prior(path: Path, name: str, table: Any) -> Prior:
     return prior
 
 
+def _choice(r: _Reader, key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = r.get(key, str, default, f"one of {', '.join(allowed)}")
+    if value not in allowed:
+        raise r.error(key, value, f"one of {', '.join(allowed)}")
+    return value
+
+
+def _count(r: _Reader, key: str) -> int:
+    value = r.get(key, int, getattr(Inference, key), "a positive integer")
+    if value < 1:
+        raise r.error(key, value, "a positive integer")
+    return value
+
+
+def _schedule(r: _Reader) -> str | tuple[float, ...]:
+    """ES-MDA's inflation factors: a named schedule, or α's whose inverses sum to one."""
+    expected = "constant, decreasing, or a list of positive numbers whose inverses sum to 1"
+    value = r.table.get("schedule", "constant")
+    if isinstance(value, str):
+        if value not in ("constant", "decreasing"):
+            raise r.error("schedule", value, expected)
+        return value
+    ok = isinstance(value, list) and value and all(_positive(a) for a in value)
+    if not ok or abs(sum(1.0 / a for a in value) - 1.0) > 1e-6:
+        raise r.error("schedule", value, expected)
+    return tuple(float(a) for a in value)
+
+
+def _engine(r: _Reader) -> dict:
+    """The engine, its backend and the settings that only some engines read."""
+    engine = _choice(r, "engine", ENGINES, "nuts")
+    backend = _choice(r, "backend", tuple(BACKENDS), "numpyro")
+    if engine not in BACKENDS[backend]:
+        raise r.error(
+            "backend",
+            backend,
+            f"numpyro with engine = {engine!r} (pyro runs {' and '.join(BACKENDS['pyro'])})",
+        )
+    rate = r.number("learning_rate", 0.01)
+    if not rate > 0:
+        raise r.error("learning_rate", rate, "a positive number")
+    return {
+        "engine": engine,
+        "backend": backend,
+        "guide": _choice(r, "guide", GUIDES, "mvn"),
+        "inversion": _choice(r, "inversion", INVERSIONS, "subspace"),
+        "schedule": _schedule(r),
+        "learning_rate": rate,
+        **{
+            k: _count(r, k)
+            for k in ("chains", "warmup", "samples", "svi_steps", "ensemble_size", "assimilations")
+        },
+    }
+
+
 def _inference(path: Path, table: dict) -> Inference:
     r = _Reader(path, table, "inference")
-    engine = r.get("engine", str, "nuts", f"one of {', '.join(ENGINES)}")
-    if engine not in ENGINES:
-        raise r.error("engine", engine, f"one of {', '.join(ENGINES)}")
-    counts = {
-        k: r.get(k, int, getattr(Inference, k), "a positive integer") for k in ("chains", "warmup", "samples")
-    }
-    for key, value in counts.items():
-        if value < 1:
-            raise r.error(key, value, "a positive integer")
-    likelihood = r.get("likelihood", str, "normal", "normal or student_t")
-    if likelihood not in ("normal", "student_t"):
-        raise r.error("likelihood", likelihood, "normal or student_t")
+    engine = _engine(r)
+    likelihood = _choice(r, "likelihood", ("normal", "student_t"), "normal")
     correct = r.get("correct", str, "none", " or ".join(CORRECTIONS))
     if correct not in CORRECTIONS:
         raise r.error("correct", correct, " or ".join(CORRECTIONS))
@@ -165,13 +241,12 @@ def _inference(path: Path, table: dict) -> Inference:
     if not 0 < target < 1:
         raise r.error("target_accept", target, "a number between 0 and 1")
     return Inference(
-        engine=engine,
         seed=r.get("seed", int, 0, "an integer"),
         target_accept=target,
         likelihood=likelihood,
         surrogate_error=surrogate_error,
         correct=correct,
-        **counts,
+        **engine,
     )
 
 
@@ -240,6 +315,17 @@ def parse_study(path: Path, text: str) -> Study:
             f"{path}: [parameters]: missing, expected one [parameters.NAME] table per inferred parameter"
         )
     sigma, scale = _noise(path, top.table_("noise"))
+    inference = _inference(path, top.table_("inference"))
+    if inference.engine in ENSEMBLES and "infer" in (
+        sigma,
+        *(sigma.values() if isinstance(sigma, dict) else ()),
+    ):
+        raise _Reader(path, {}, "noise").error(
+            "sigma",
+            sigma,
+            f"a number or a table of numbers with engine = {inference.engine!r} "
+            "(ensemble Kalman methods need the noise sd known)",
+        )
     out = _Reader(path, top.table_("output"), "output").get("dir", str, f"runs/{path.stem}", "a path")
     return Study(
         path=path,
@@ -251,7 +337,7 @@ def parse_study(path: Path, text: str) -> Study:
         priors={name: _prior(path, name, t) for name, t in params.items()},
         sigma=sigma,
         sigma_scale=scale,
-        inference=_inference(path, top.table_("inference")),
+        inference=inference,
         output_dir=path.parent / out,
         truth=_numbers(path, top.table_("truth"), "truth"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-__all__ = ["replace_posterior", "to_inference_data"]
+__all__ = ["from_draws", "replace_posterior", "to_inference_data"]
 
 
 def to_inference_data(
@@ -50,3 +50,52 @@ def replace_posterior(
     for group in out.groups():
         out[group].attrs.update({k: str(v) for k, v in attrs.items()})
     return out
+
+
+def from_draws(
+    samples: dict,
+    model,
+    model_kwargs: dict,
+    *,
+    seed: int,
+    coords: dict,
+    dims: dict,
+    attrs: dict,
+    sample_stats=None,
+    n_prior: int = 500,
+) -> az.InferenceData:
+    """The groups ``to_inference_data`` gives NUTS, for draws {site: (chains, draws)} of any engine.
+
+    ``sample_stats`` is an ``xarray.Dataset`` of the engine's own record (an ELBO history, an
+    ensemble's misfit per step), whose dimensions need not be (chain, draw).
+    """
+    import jax
+    from numpyro.infer import Predictive, log_likelihood
+
+    key_prior, key_ppc = jax.random.split(jax.random.PRNGKey(seed + 1))
+    y = model_kwargs.get("y") or {}
+    no_obs = {k: v for k, v in model_kwargs.items() if k != "y"}
+    chains, draws = next(iter(samples.values())).shape[:2]
+    flat = {k: np.asarray(v).reshape(chains * draws) for k, v in samples.items()}
+    prior = Predictive(model, num_samples=n_prior)(key_prior, **no_obs)
+    ppc = Predictive(model, flat)(key_ppc, **no_obs)
+    loglik = log_likelihood(model, flat, **model_kwargs)
+
+    def by_chain(values: dict) -> dict:
+        return {k: np.asarray(values[k]).reshape(chains, draws, -1) for k in y}
+
+    new = az.from_dict(
+        posterior={k: np.asarray(v) for k, v in samples.items()},
+        posterior_predictive=by_chain(ppc),
+        log_likelihood=by_chain(loglik),
+        observed_data={k: np.asarray(v) for k, v in y.items()},
+        prior={k: np.asarray(v)[None] for k, v in prior.items() if k not in y},
+        prior_predictive={k: np.asarray(prior[k])[None] for k in y},
+        coords=coords,
+        dims=dims,
+    )
+    if sample_stats is not None:
+        new.add_groups(sample_stats=sample_stats)
+    for group in new.groups():
+        new[group].attrs.update({k: str(v) for k, v in attrs.items()})
+    return new

@@ -6,15 +6,20 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["BFMI_MIN", "ESS_MIN", "RHAT_MAX", "summary", "verdict"]
+__all__ = ["BFMI_MIN", "ENSEMBLE_ENGINES", "ESS_MIN", "RHAT_MAX", "summary", "verdict"]
 
 RHAT_MAX, ESS_MIN, BFMI_MIN = 1.01, 400.0, 0.3
+ENSEMBLE_ENGINES = ("eki", "esmda")
 
 
 def summary(idata: az.InferenceData, var_names: list[str], truth: dict | None = None) -> pd.DataFrame:
     """Mean, sd, 90 % HDI, MCSE, rank-normalised R-hat, bulk and tail ESS, one row a parameter."""
-    table = az.summary(idata, var_names=var_names, hdi_prob=0.9, round_to="none")
-    table = table[["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "r_hat", "ess_bulk", "ess_tail"]]
+    # One chain (an ensemble's members) has no between-chain R-hat: its columns stay empty.
+    kind = "all" if idata.posterior.sizes["chain"] > 1 else "stats"
+    table = az.summary(idata, var_names=var_names, hdi_prob=0.9, round_to="none", kind=kind)
+    table = table.reindex(
+        columns=["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "r_hat", "ess_bulk", "ess_tail"]
+    )
     if truth:
         table["truth"] = [truth.get(name, np.nan) for name in table.index]
     table.index.name = "parameter"
@@ -24,16 +29,21 @@ def summary(idata: az.InferenceData, var_names: list[str], truth: dict | None = 
 def verdict(idata: az.InferenceData, table: pd.DataFrame) -> dict:
     """``converged`` is true when R-hat ≤ 1.01, bulk and tail ESS ≥ 400, no divergence, E-BFMI ≥ 0.3."""
     warnings = []
+    engine = idata.posterior.attrs.get("engine", "nuts")
     max_rhat = float(table["r_hat"].max())
     min_ess = float(min(table["ess_bulk"].min(), table["ess_tail"].min()))
     # Samplers without Hamiltonian dynamics (a reference correction) have no divergences or energy.
     stats = idata.get("sample_stats")
     divergences = int(stats["diverging"].values.sum()) if stats is not None and "diverging" in stats else 0
     bfmi = np.atleast_1d(az.bfmi(idata)) if stats is not None and "energy" in stats else np.array([np.nan])
-    if not max_rhat <= RHAT_MAX:
+    # An ensemble's members are not a Markov chain: R-hat and ESS would only count them.
+    chains = engine not in ENSEMBLE_ENGINES
+    if chains and not max_rhat <= RHAT_MAX:
         warnings.append(f"R-hat {max_rhat:.3f} > {RHAT_MAX}: chains disagree; run more warmup or samples")
-    if not min_ess >= ESS_MIN:
+    if chains and not min_ess >= ESS_MIN:
         warnings.append(f"ESS {min_ess:.0f} < {ESS_MIN:.0f}: draw more samples or reparameterise")
+    if stats is not None and "elbo" in stats:
+        warnings.extend(_elbo_warnings(np.asarray(stats["elbo"].values)))
     if divergences:
         warnings.append(f"{divergences} divergent transitions: raise target_accept or reparameterise")
     if np.any(bfmi < BFMI_MIN):
@@ -47,3 +57,20 @@ def verdict(idata: az.InferenceData, table: pd.DataFrame) -> dict:
         "min_bfmi": None if np.isnan(bfmi).all() else float(np.nanmin(bfmi)),
         "warnings": warnings,
     }
+
+
+def _elbo_warnings(elbo: np.ndarray) -> list[str]:
+    """A warning when the ELBO still rose over the last tenth of the optimisation.
+
+    The rise between the last two tenths is compared with its Monte Carlo noise (the ELBO is a
+    stochastic estimate): more than 3 standard errors and 0.1 nat means the guide had not settled.
+    """
+    tenth = len(elbo) // 10
+    if tenth < 5 or not np.all(np.isfinite(elbo[-2 * tenth :])):
+        return [] if tenth < 5 else ["ELBO is not finite at the end of the optimisation; lower learning_rate"]
+    last, before = elbo[-tenth:], elbo[-2 * tenth : -tenth]
+    rise = last.mean() - before.mean()
+    se = np.sqrt(last.var() / tenth + before.var() / tenth)
+    if rise > max(3 * se, 0.1):
+        return [f"ELBO still rising ({rise:.2f} nat over the last tenth of the steps): raise svi_steps"]
+    return []

@@ -249,16 +249,27 @@ def _guide(name: str, model):
 
 def _run_svi(model, y, spec, settings, progress):
     from pyro.infer import SVI, Predictive, Trace_ELBO
-    from pyro.optim import Adam
+    from pyro.optim import LambdaLR
     from tqdm.auto import trange
+
+    from inference.svi import learning_rate_factor
 
     pyro.clear_param_store()
     pyro.set_rng_seed(settings.seed)
     guide = _guide(settings.guide, model)
-    svi = SVI(model, guide, Adam({"lr": settings.learning_rate}), Trace_ELBO())
+    # NumPyro SVI's schedule: the decay removes the jitter a constant step leaves in the means.
+    optimizer = LambdaLR(
+        {
+            "optimizer": torch.optim.Adam,
+            "optim_args": {"lr": settings.learning_rate},
+            "lr_lambda": lambda i: float(learning_rate_factor(i, settings.svi_steps)),
+        }
+    )
+    svi = SVI(model, guide, optimizer, Trace_ELBO())
     elbo = np.empty(settings.svi_steps)
     for i in trange(settings.svi_steps, disable=not progress, desc="SVI"):
         elbo[i] = -svi.step(y=y)
+        optimizer.step()
     posterior = guide.laplace_approximation(y=y) if settings.guide == "laplace" else guide
     sites = _latent_sites(spec)
     # The guide alone, vectorised over draws: the forward model is not run again.

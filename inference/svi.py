@@ -46,7 +46,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GUIDES", "SVIResult", "SVISettings", "fit_svi", "run_svi"]
+__all__ = [
+    "GUIDES",
+    "SVIResult",
+    "SVISettings",
+    "fit_svi",
+    "learning_rate_factor",
+    "run_svi",
+]
 
 GUIDES = ("normal", "mvn", "flow", "laplace")
 
@@ -97,12 +104,19 @@ def _guide(model, name: str):
     return guides[name](model, init_loc_fn=init_to_median)
 
 
+def learning_rate_factor(step, steps: int, xp=np):
+    """The step size at ``step`` as a fraction of the starting one: constant for the first half,
+    then geometric down to ``_FINAL_LR_FRACTION``. Shared with the Pyro backend's SVI."""
+    half = max(steps, 2) / 2
+    return _FINAL_LR_FRACTION ** (xp.clip(step - half, 0, None) / half)
+
+
 def _optimizer(settings: SVISettings):
     import jax.numpy as jnp
     from numpyro.optim import Adam
 
-    lr, half = settings.learning_rate, max(settings.steps, 2) / 2
-    return Adam(step_size=lambda i: lr * _FINAL_LR_FRACTION ** (jnp.clip(i - half, 0, None) / half))
+    lr, steps = settings.learning_rate, settings.steps
+    return Adam(step_size=lambda i: lr * learning_rate_factor(i, steps, jnp))
 
 
 def fit_svi(model, model_kwargs: dict, settings: SVISettings, rng_key, progress: bool = False):

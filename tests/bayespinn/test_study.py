@@ -100,6 +100,29 @@ BAD = {
         "rmse or off",
     ),
     "target_accept": (MINIMAL + _INFERENCE + "target_accept = 1.0\n", "[inference] target_accept", "between"),
+    "ensemble-sigma-infer": (
+        MINIMAL + _INFERENCE + 'engine = "esmda"\n',
+        "[noise] sigma: found 'infer'",
+        "need the noise sd known",
+    ),
+    "pyro-hmc": (
+        MINIMAL + _INFERENCE + 'engine = "hmc"\nbackend = "pyro"\n',
+        "[inference] backend: found 'pyro'",
+        "pyro runs nuts and svi",
+    ),
+    "schedule-sum": (
+        MINIMAL + _INFERENCE + 'engine = "esmda"\nschedule = [2.0, 3.0]\n',
+        "[inference] schedule: found [2.0, 3.0]",
+        "inverses sum to 1",
+    ),
+    "schedule-name": (
+        MINIMAL + _INFERENCE + 'schedule = "fast"\n',
+        "[inference] schedule: found 'fast'",
+        "decreasing",
+    ),
+    "guide": (MINIMAL + _INFERENCE + 'guide = "iaf"\n', "[inference] guide: found 'iaf'", "laplace"),
+    "svi-steps": (MINIMAL + _INFERENCE + "svi_steps = 0\n", "[inference] svi_steps: found 0", "positive"),
+    "learning-rate": (MINIMAL + _INFERENCE + "learning_rate = -1\n", "[inference] learning_rate", "positive"),
     "loguniform-lower-zero": (
         _replace(MINIMAL, M_TABLE, 'prior = "loguniform"\nlower = 0.0\nupper = 1.0'),
         "[parameters.m] lower: found 0.0",
