@@ -28,6 +28,8 @@ lint: install-test
 
 bench: install
 	$(BIN)/python benchmarks/smib.py
+	$(BIN)/python benchmarks/engines.py
 
 case-study: install
 	$(BIN)/python case_studies/power_smib/compare.py
+	$(BIN)/python case_studies/engines/compare.py

@@ -107,6 +107,7 @@ def _svi(prep, y: dict, progress: bool):
 
 def _pyro(prep, progress: bool):
     import torch
+
     from inference.pyro_backend import PyroSettings, run_pyro
 
     inf, model = prep.study.inference, prep.model

@@ -7,6 +7,7 @@ import arviz as az
 import numpy as np
 import pytest
 
+from bayespinn.errors import UserError
 from bayespinn.pipeline import calibrate, prepare
 from bayespinn.reference import check_exact
 from bayespinn.study import load_study
@@ -88,3 +89,11 @@ def test_esmda_on_the_reference_solver_matches_the_exact_posterior(tmp_path):
     for param, row in exact["parameters"].items():
         assert abs(row["mean_shift_in_exact_sd"]) < 0.3, (param, row)
         assert abs(row["sd_ratio"] - 1) < 0.2, (param, row)
+
+
+def test_pyro_backend_needs_a_torch_forward_model(tmp_path):
+    extra = 'engine = "nuts"\nbackend = "pyro"\n'
+    path = write_study(tmp_path, inference_extra=extra, surrogate="power.smib:reference")
+    with pytest.raises(UserError, match=r"\[inference\] backend: found 'pyro'.*no torch forward model"):
+        calibrate(load_study(path), progress=False)
+    assert not (tmp_path / "run").exists()
