@@ -96,17 +96,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from surrogates.pinn.card import read_card, write_json_atomic
+    from surrogates.pinn.card import read_card, save_residuals, write_json_atomic
     from surrogates.registry import VALIDATORS
 
     if args.surrogate not in VALIDATORS:
         raise UserError(f"validate: found {args.surrogate!r}, expected one of {', '.join(VALIDATORS)}")
     result, path = VALIDATORS[args.surrogate](args.weights and Path(args.weights), args.points)
+    arrays = result.pop("arrays")
     result = {k: v for k, v in result.items() if k != "per_point_rmse"}
     print(json.dumps(result, indent=2))
-    if args.write:
+    if args.write:  # the card's numbers and the residual curves the correlated error model reads
         card = read_card(path)
         write_json_atomic(Path(path).with_suffix(".json"), {**card, "validation": result})
+        save_residuals(path, arrays)
     return 0
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bayespinn import checks
 from bayespinn.data import Measurements
+from bayespinn.errors import UserError
 from bayespinn.study import Study
 from inference.diagnostics import ESS_MIN, summary, verdict
 from inference.model import ModelSpec, build_model
@@ -59,9 +60,41 @@ def prepare(study: Study) -> Prepared:
         observables=tuple(data.values),
         noise=noise,
         surrogate_sigma={k: surrogate_sigma.get(k, 0.0) for k in data.values},
+        surrogate_factor=_error_factors(model, study, data)
+        if study.inference.surrogate_error == "correlated"
+        else {},
         likelihood=study.inference.likelihood,
     )
     return Prepared(study, model, data, spec, build_model(_forward(model, study, data), spec))
+
+
+def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dict:
+    """Low-rank factors of the surrogate's error on the data times, from its held-out residuals.
+
+    Curves measured near the study's known conditions weigh more (each condition scaled by its
+    range in the model's domain): the error of a surrogate varies over its box.
+    """
+    from inference.surrogate_error import error_factor, kernel_weights
+
+    if not hasattr(model, "validation_residuals"):
+        raise UserError(
+            f"{study.path}: [inference] surrogate_error: found 'correlated', expected rmse or off for "
+            f"{model.name!r}, which ships no validation residuals"
+        )
+    held_out = model.validation_residuals(study.conditions)
+    box = model.domain(study.conditions)
+    known = [k for k in held_out["inputs"] if k in study.conditions]
+
+    def scaled(name: str, value):
+        lo, hi = box[name]
+        return (np.asarray(value, float) - lo) / (hi - lo)
+
+    x = np.stack([scaled(k, held_out["inputs"][k]) for k in known], axis=1)
+    weights = kernel_weights(x, np.array([scaled(k, study.conditions[k]) for k in known]))
+    return {
+        obs: error_factor(held_out["residuals"][obs], held_out["times_s"], data.time_s, weights)
+        for obs in data.values
+    }
 
 
 def _forward(model: ForwardModel, study: Study, data: Measurements):

@@ -37,7 +37,9 @@ def reference_of(prep, allow_reference: bool = False):
             f"{prep.study.path}: [surrogate] name: found {name!r}, which is already the reference"
         )
     ref = prep.model if name.endswith(":reference") else registry.load(f"{name}:reference")
-    exact_spec = dataclasses.replace(prep.spec, surrogate_sigma={k: 0.0 for k in prep.spec.observables})
+    exact_spec = dataclasses.replace(
+        prep.spec, surrogate_sigma={k: 0.0 for k in prep.spec.observables}, surrogate_factor={}
+    )
     return ref, exact_spec, build_model(_forward(ref, prep.study, prep.data), exact_spec)
 
 

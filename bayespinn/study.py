@@ -32,7 +32,7 @@ ENSEMBLES = ("eki", "esmda")
 BACKENDS = {"numpyro": ENGINES, "pyro": ("nuts", "svi")}
 GUIDES = ("normal", "mvn", "flow", "laplace")
 INVERSIONS = ("subspace", "exact")
-SURROGATE_ERRORS = ("rmse", "off")
+SURROGATE_ERRORS = ("rmse", "off", "correlated")
 CORRECTIONS = ("none", "importance", "delayed-acceptance")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
@@ -236,6 +236,15 @@ def _inference(path: Path, table: dict) -> Inference:
             "surrogate_error",
             surrogate_error,
             f'"off" with correct = "{correct}" (the correction accounts for the surrogate\'s error)',
+        )
+    if surrogate_error == "correlated" and (
+        engine["engine"] in ENSEMBLES or engine["backend"] == "pyro" or likelihood != "normal"
+    ):
+        raise r.error(
+            "surrogate_error",
+            surrogate_error,
+            "rmse or off with this engine (the correlated error model needs a NumPyro engine "
+            "and a normal likelihood)",
         )
     target = r.number("target_accept", 0.8)
     if not 0 < target < 1:

@@ -2,12 +2,15 @@
 
 The likelihood σ of each observable is ``sqrt(σ_noise² + σ_surrogate²)``: σ_noise fixed or inferred
 (HalfNormal), σ_surrogate the forward model's held-out RMSE (``surrogate_error = "rmse"``) or 0.
+With ``surrogate_error = "correlated"`` the surrogate's error is a Gaussian over the observation
+grid with covariance L Lᵀ (``inference.surrogate_error``), marginalised: y ~ N(f, σ²I + L Lᵀ).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from inference.priors import Prior, distribution
 
@@ -28,6 +31,8 @@ class ModelSpec:
     observables: tuple[str, ...]
     noise: Mapping[str, Noise]
     surrogate_sigma: Mapping[str, float] = field(default_factory=dict)
+    # Low-rank factors (T, r) of the surrogate's correlated error per observable (normal likelihood).
+    surrogate_factor: Mapping[str, Any] = field(default_factory=dict)
     likelihood: str = "normal"
     student_df: float = 4.0
 
@@ -56,6 +61,12 @@ def build_model(forward: Callable[[dict], dict], spec: ModelSpec):
             else:
                 sigma = noise.sigma
             total = jnp.sqrt(sigma**2 + spec.surrogate_sigma.get(obs, 0.0) ** 2)
+            factor = spec.surrogate_factor.get(obs)
+            if factor is not None:
+                diag = jnp.broadcast_to(total**2, mean[obs].shape)
+                lik = dist.LowRankMultivariateNormal(mean[obs], jnp.asarray(factor), diag)
+                numpyro.sample(obs, lik, obs=None if y is None else y[obs])
+                continue
             if spec.likelihood == "student_t":
                 lik = dist.StudentT(spec.student_df, mean[obs], total)
             else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from surrogates.base import DomainError
-from surrogates.pinn.card import load_weights
+from surrogates.pinn.card import load_residuals, load_weights
 from surrogates.power import smib, smib_reference
 from surrogates.power.smib_pinn import WEIGHTS, predict
 
@@ -34,12 +34,29 @@ class SmibSurrogate(_SmibBase):
     name = "power.smib"
 
     def __init__(self, path: Path = WEIGHTS):
+        self._path = Path(path)
         weights, self.card = load_weights(path)
         self._weights = weights
         self._n_layers = self.card["architecture"]["n_layers"]
 
     def validation_rmse(self) -> dict[str, float]:
         return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}
+
+    def validation_residuals(self, conditions: dict) -> dict:
+        """The card's held-out residual curves: ``times_s`` (T,), ``inputs`` {name: (K,)} in the
+        study's units and ``residuals`` {observable: (K, T)}.
+
+        The curves were measured at B = 0.2; at another B the same curves belong to the inputs
+        scaled by B / 0.2 (m, d and P scale with B; angle, frequency and time do not).
+        """
+        arrays = load_residuals(self._path, self.card)
+        scale = conditions.get("B", smib.B_TRAIN) / smib.B_TRAIN
+        inputs = {
+            k: arrays[k] * (scale if k in ("m", "d", "P") else 1.0)
+            for k in ("m", "d", "P", "delta0", "omega0")
+        }
+        residuals = {obs: arrays[f"residual: {obs}"] for obs in self.observables}
+        return {"times_s": arrays["times_s"], "inputs": inputs, "residuals": residuals}
 
     def numpy_forward(self, t_s, **values):
         return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)

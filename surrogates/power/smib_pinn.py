@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.pinn.card import save_weights
+from surrogates.pinn.card import save_residuals, save_weights
 from surrogates.pinn.network import MLP, mlp_apply
 from surrogates.pinn.trainer import TrainConfig, hardware_description, train
 from surrogates.pinn.validation import rmse_stats, sobol_design
@@ -23,6 +23,7 @@ __all__ = [
     "predict",
     "train_smib",
     "validate_smib",
+    "validation_residuals",
 ]
 
 WEIGHTS = Path(__file__).parent / "weights" / "smib.safetensors"
@@ -135,18 +136,19 @@ def _weights_np(model: MLP) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
 
 
-def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int = 12345) -> dict:
-    """Per-trajectory RMSE of both observables against ``solve_ivp`` on a held-out Sobol design.
+def validation_residuals(weights: dict, n_layers: int, n_points: int = 128, seed: int = 12345) -> dict:
+    """Residual curves (surrogate − ``solve_ivp``) on a held-out Sobol design at B = 0.2.
 
-    The design covers the trained box (excluding t, which is the 201-point grid on [0, 20] s);
-    its seed differs from every training seed.
+    Returns ``{"times_s": (T,), "m": (K,), ..., "residual: <observable>": (K, T)}`` over the K
+    design points that do not slip a pole (``"excluded"`` lists those that do). The design
+    covers the trained box (t is the 201-point grid on [0, 20] s); its seed differs from every
+    training seed.
     """
     box = {k: smib.TRAINED_BOX[k] for k in _BOX_ORDER[1:]}
     design = sobol_design(box, n_points, seed)
     t = VALIDATION_TIMES_S
     w = {k: torch.from_numpy(np.asarray(v, float)) for k, v in weights.items()}
-    rmse = {name: [] for name in smib.OBSERVABLES}
-    excluded = []
+    kept, excluded, curves = [], [], {name: [] for name in smib.OBSERVABLES}
     for i in range(n_points):
         row = {k: float(design[k][i]) for k in box}
         ref = smib_reference.solve(t, B=smib.B_TRAIN, **row)
@@ -155,15 +157,27 @@ def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int =
             continue
         with torch.no_grad():
             pred = predict(torch, w, n_layers, torch.from_numpy(t), B=smib.B_TRAIN, **row)
+        kept.append(row)
         for name in smib.OBSERVABLES:
-            rmse[name].append(np.sqrt(np.mean((pred[name].numpy() - ref[name]) ** 2)))
+            curves[name].append(pred[name].numpy() - ref[name])
+    arrays = {"times_s": t, **{k: np.array([r[k] for r in kept]) for k in box}}
+    arrays.update({f"residual: {name}": np.array(v) for name, v in curves.items()})
+    return {"arrays": arrays, "excluded": excluded}
+
+
+def validate_smib(weights: dict, n_layers: int, n_points: int = 128, seed: int = 12345) -> dict:
+    """Per-trajectory RMSE of both observables against ``solve_ivp`` on the held-out design."""
+    held_out = validation_residuals(weights, n_layers, n_points, seed)
+    arrays = held_out["arrays"]
+    rmse = {name: np.sqrt(np.mean(arrays[f"residual: {name}"] ** 2, axis=1)) for name in smib.OBSERVABLES}
     return {
         "design": f"{n_points} scrambled Sobol points (seed {seed}) over m, d, P, delta0, omega0 "
         f"at B = {smib.B_TRAIN}; 201 times on [0, 20] s; reference solve_ivp DOP853 "
         f"rtol={smib_reference.RTOL}, atol={smib_reference.ATOL}",
-        "rmse": {name: rmse_stats(np.array(v)) for name, v in rmse.items()},
-        "excluded_pole_slipping": excluded,
+        "rmse": {name: rmse_stats(v) for name, v in rmse.items()},
+        "excluded_pole_slipping": held_out["excluded"],
         "per_point_rmse": {name: [float(x) for x in v] for name, v in rmse.items()},
+        "arrays": arrays,
     }
 
 
@@ -184,8 +198,9 @@ def train_smib(
     model.double()
     weights = _weights_np(model)
     validation = validate_smib(weights, len(model.layers))
-    card = _card(config, record, problem, validation, len(model.layers))
-    return save_weights(out, weights, card)
+    arrays = validation.pop("arrays")
+    save_weights(out, weights, _card(config, record, problem, validation, len(model.layers)))
+    return save_residuals(out, arrays)  # the correlated surrogate-error model reads these
 
 
 def _card(config: TrainConfig, record: dict, problem: SmibProblem, validation: dict, n_layers: int) -> dict:

@@ -97,7 +97,7 @@ BAD = {
     "surrogate_error": (
         MINIMAL + _INFERENCE + 'surrogate_error = "big"\n',
         "[inference] surrogate_error",
-        "rmse or off",
+        "rmse or off or correlated",
     ),
     "target_accept": (MINIMAL + _INFERENCE + "target_accept = 1.0\n", "[inference] target_accept", "between"),
     "ensemble-sigma-infer": (
@@ -121,6 +121,11 @@ BAD = {
         "decreasing",
     ),
     "guide": (MINIMAL + _INFERENCE + 'guide = "iaf"\n', "[inference] guide: found 'iaf'", "laplace"),
+    "correlated-esmda": (
+        MINIMAL + _INFERENCE + 'engine = "esmda"\nsurrogate_error = "correlated"\n',
+        "[inference] surrogate_error: found 'correlated'",
+        "NumPyro engine and a normal likelihood",
+    ),
     "svi-steps": (MINIMAL + _INFERENCE + "svi_steps = 0\n", "[inference] svi_steps: found 0", "positive"),
     "learning-rate": (MINIMAL + _INFERENCE + "learning_rate = -1\n", "[inference] learning_rate", "positive"),
     "loguniform-lower-zero": (

@@ -9,7 +9,14 @@ import pickle
 import numpy as np
 import pytest
 
-from surrogates.pinn.card import WeightsHashError, load_weights, read_card, save_weights
+from surrogates.pinn.card import (
+    WeightsHashError,
+    load_residuals,
+    load_weights,
+    read_card,
+    save_residuals,
+    save_weights,
+)
 
 
 def _tensors() -> dict[str, np.ndarray]:
@@ -71,3 +78,16 @@ def test_no_pickle_is_involved(tmp_path, monkeypatch):
     assert path.read_bytes()[:1] != b"\x80"
     header_len = int.from_bytes(path.read_bytes()[:8], "little")
     assert json.loads(path.read_bytes()[8 : 8 + header_len])  # the header is plain JSON
+
+
+def test_residuals_whose_hash_does_not_match_are_refused(tmp_path):
+    path = tmp_path / "net.safetensors"
+    save_weights(path, {"w": np.ones(3)}, {"validation": {}})
+    card = save_residuals(path, {"times_s": np.linspace(0, 1, 5), "residual: y": np.zeros((2, 5))})
+    np.testing.assert_array_equal(load_residuals(path, card)["residual: y"], np.zeros((2, 5)))
+    data = tmp_path / card["validation"]["residuals"]["file"]
+    blob = bytearray(data.read_bytes())
+    blob[-1] ^= 1
+    data.write_bytes(bytes(blob))
+    with pytest.raises(WeightsHashError, match="does not match"):
+        load_residuals(path, card)

@@ -126,3 +126,26 @@ def test_batch_forward_equals_its_members(surrogate):
         for name in (ANGLE, FREQ):
             assert batch[name].shape == (len(POINTS), TIME_S.size)
             np.testing.assert_allclose(batch[name][i], one[name], rtol=0, atol=1e-14)
+
+
+def test_shipped_residuals_are_the_card_validation(shipped):
+    # The residual curves next to the weights are the ones the card's RMSE was computed from:
+    # their per-curve RMSE reproduces the card's median, p95 and max.
+    _, card = shipped
+    held_out = SmibSurrogate().validation_residuals({"B": 0.2})
+    for obs in (ANGLE, FREQ):
+        curves = held_out["residuals"][obs]
+        assert curves.shape == (128, held_out["times_s"].size)
+        per_curve = np.sqrt(np.mean(curves**2, axis=1))
+        for stat, value in (("median", np.median(per_curve)), ("max", per_curve.max())):
+            assert card["validation"]["rmse"][obs][stat] == pytest.approx(value, rel=1e-9)
+
+
+def test_residual_inputs_follow_the_b_rescaling():
+    at_02 = SmibSurrogate().validation_residuals({"B": 0.2})
+    at_04 = SmibSurrogate().validation_residuals({"B": 0.4})
+    for name in ("m", "d", "P"):
+        np.testing.assert_allclose(at_04["inputs"][name], 2 * at_02["inputs"][name], rtol=1e-15)
+    for name in ("delta0", "omega0"):
+        np.testing.assert_array_equal(at_04["inputs"][name], at_02["inputs"][name])
+    np.testing.assert_array_equal(at_04["residuals"][ANGLE], at_02["residuals"][ANGLE])
