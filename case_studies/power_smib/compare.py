@@ -1,6 +1,8 @@
 """Run the SMIB study three ways and compare each posterior with the exact one.
 
 - ``study_surrogate.toml``: NUTS on the PINN surrogate (its RMSE added to the noise);
+- ``study_correlated.toml``: the same with the correlated surrogate-error model (the card's
+  held-out residual curves as a low-rank error covariance, marginalised);
 - ``study_corrected.toml``: the same, corrected by delayed acceptance with the reference solver;
 - ``study_reference.toml``: NUTS on the reference ODE solved inside JAX (diffrax);
 
@@ -31,7 +33,7 @@ from bayespinn.study import load_study
 from inference.exact import compare
 
 HERE = Path(__file__).parent
-KINDS = ("surrogate", "corrected", "reference")
+KINDS = ("surrogate", "correlated", "corrected", "reference")
 
 
 def _run(kind: str, reuse: bool):
