@@ -140,6 +140,27 @@ def cmd_check_exact(args) -> int:
     return 0
 
 
+def cmd_check_calibration(args) -> int:
+    from bayespinn.check_calibration import check_calibration
+    from bayespinn.study import load_study
+    from surrogates.pinn.card import write_json_atomic
+
+    if args.trials < 2:
+        raise UserError(f"check-calibration: --trials: found {args.trials}, expected at least 2")
+    study = load_study(args.study)
+    _jax_setup(study.inference.chains)
+    result = check_calibration(study, trials=args.trials, seed=args.seed, progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        write_json_atomic(Path(args.out), result)
+    verdict = "calibrated" if result["calibrated"] else "NOT calibrated"
+    print(
+        f"over {args.trials} truths from the prior the intervals are {verdict} ({result['criterion']})",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_surrogates(args) -> int:
     from surrogates.registry import load, names
 
@@ -216,6 +237,16 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="also write the comparison to this JSON file")
     ex.add_argument("--quiet", action="store_true")
     ex.set_defaults(func=cmd_check_exact)
+
+    cal = sub.add_parser(
+        "check-calibration", help="coverage of the study's intervals over truths drawn from its prior"
+    )
+    cal.add_argument("study")
+    cal.add_argument("--trials", type=int, default=20, help="synthetic data sets (default: %(default)s)")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the truths and the noise")
+    cal.add_argument("--out", help="also write the result to this JSON file")
+    cal.add_argument("--quiet", action="store_true")
+    cal.set_defaults(func=cmd_check_calibration)
 
     sur = sub.add_parser("surrogates", help="list surrogates with domains and errors")
     sur.set_defaults(func=cmd_surrogates)

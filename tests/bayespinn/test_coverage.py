@@ -1,4 +1,5 @@
-"""Coverage of the 90 % credible intervals over synthetic SMIB data sets with truths from the prior.
+"""Coverage of the credible intervals over synthetic SMIB data sets with truths from the prior
+(``bayespinn check-calibration``).
 
 Data come from the reference solver (solve_ivp), the posterior from NUTS on the PINN surrogate
 with its validation RMSE in the likelihood, so the test checks the whole chain, surrogate error
@@ -7,43 +8,54 @@ is Binomial(24, 0.9) for each parameter; we accept 18 or more, whose chance of f
 calibrated method is P(X ≤ 17) = 0.75 %. The seed is fixed, so the test is deterministic.
 """
 
-import dataclasses
+import json
 
 import numpy as np
 import pytest
 
-from bayespinn.data import Measurements
-from bayespinn.pipeline import prepare, sample
+from bayespinn.check_calibration import LEVELS, RANK_BINS, check_calibration
+from bayespinn.cli import main
 from bayespinn.study import load_study
-from surrogates.power import smib_reference
 from tests.bayespinn.helpers import write_study
 
 N_DATASETS, MIN_COVERED = 24, 18
-SIGMA = {"Angle [rad]": 0.01, "Frequency deviation [rad.s-1]": 0.01}
+SIGMA = '{"Angle [rad]" = 0.01, "Frequency deviation [rad.s-1]" = 0.01}'
 
 
 @pytest.mark.slow
 def test_90_percent_intervals_cover_the_truth(tmp_path):
-    study = load_study(
-        write_study(
-            tmp_path,
-            sigma='{"Angle [rad]" = 0.01, "Frequency deviation [rad.s-1]" = 0.01}',
-            warmup=300,
-            samples=400,
-        )
-    )
-    prep = prepare(study)
-    rng = np.random.default_rng(20261129)
-    t = prep.data.time_s
-    covered = {"m": 0, "d": 0}
-    for _ in range(N_DATASETS):
-        truth = {"m": float(np.exp(rng.uniform(np.log(0.1), np.log(1.0)))), "d": rng.uniform(0.05, 0.5)}
-        clean = smib_reference.solve(t, **truth, **study.conditions)
-        values = {k: y + SIGMA[k] * rng.standard_normal(len(y)) for k, y in clean.items()}
-        data = Measurements(prep.data.path, t, values)
-        idata, _, _ = sample(dataclasses.replace(prep, data=data), progress=False)
-        for name, value in truth.items():
-            lo, hi = np.quantile(idata.posterior[name].values, [0.05, 0.95])
-            covered[name] += bool(lo <= value <= hi)
-    print(f"covered out of {N_DATASETS}: {covered}")
+    study = load_study(write_study(tmp_path, sigma=SIGMA, warmup=300, samples=400))
+    result = check_calibration(study, trials=N_DATASETS, seed=20261129)
+    covered = {name: row["levels"]["90%"]["inside"] for name, row in result["parameters"].items()}
+    print(f"covered out of {N_DATASETS}: {covered}; warnings: {result['warnings']}")
     assert all(count >= MIN_COVERED for count in covered.values()), covered
+    for name, row in result["parameters"].items():
+        # Nested intervals: a truth inside the 50 % interval is inside the wider ones.
+        counts = [row["levels"][f"{level:.0%}"]["inside"] for level in LEVELS]
+        assert counts == sorted(counts), (name, counts)
+        assert sum(row["rank_histogram"]) == N_DATASETS and len(row["rank_histogram"]) == RANK_BINS
+    assert len(result["truths"]) == N_DATASETS
+    assert all(0.1 <= t["m"] <= 1.0 and 0.05 <= t["d"] <= 0.5 for t in result["truths"])
+
+
+def test_check_calibration_flags_intervals_that_are_too_narrow(tmp_path):
+    # Noise of 1e-4 (σ known) with the surrogate's error left out of the likelihood: the surrogate
+    # is about 1e-3 off, ten times the noise, so the posteriors are narrow and in the wrong place
+    # and most truths fall outside their intervals. The verdict must say so.
+    sigma = '{"Angle [rad]" = 0.0001, "Frequency deviation [rad.s-1]" = 0.0001}'
+    extra = 'surrogate_error = "off"\n'
+    study = load_study(write_study(tmp_path, sigma=sigma, warmup=150, samples=150, inference_extra=extra))
+    result = check_calibration(study, trials=6, seed=1)
+    assert not result["calibrated"]
+    assert any("too narrow" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_cli_writes_the_result_and_rejects_too_few_trials(tmp_path, capsys):
+    path = write_study(tmp_path, sigma=SIGMA, warmup=100, samples=100)
+    out = tmp_path / "calibration.json"
+    assert main(["check-calibration", str(path), "--trials", "2", "--out", str(out), "--quiet"]) == 0
+    written = json.loads(out.read_text())
+    assert written["trials"] == 2 and set(written["parameters"]) == {"m", "d"}
+    assert np.isclose(sum(written["parameters"]["m"]["rank_histogram"]), 2)
+    assert main(["check-calibration", str(path), "--trials", "1"]) == 2
+    assert "--trials: found 1, expected at least 2" in capsys.readouterr().err
