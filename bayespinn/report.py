@@ -87,6 +87,7 @@ def write_report(
             _table_section(table, meta),
             _correction_section(diagnostics, meta),
             _surrogate_section(meta),
+            _engine_section(idata, meta),
             _trace_section(idata, meta),
             _pair_section(idata, meta),
             _predictive_section(idata, meta),
@@ -246,6 +247,8 @@ def _validation(validation: dict) -> str:
 
 
 def _trace_section(idata: az.InferenceData, meta: dict) -> str:
+    if idata.posterior.attrs.get("engine") in ("eki", "esmda"):
+        return "<h2>Trace plots</h2><p>An ensemble's members are not a chain: no trace to show.</p>"
     units = meta.get("units") or {}
     figures = []
     for name in _parameters(idata, meta):
@@ -261,6 +264,40 @@ def _trace_section(idata: az.InferenceData, meta: dict) -> str:
             )
         )
     return "<h2>Trace plots</h2>" + "".join(figures)
+
+
+def _engine_section(idata: az.InferenceData, meta: dict) -> str:
+    """How an optimisation-based engine got there: the ELBO of SVI, the spread of an ensemble."""
+    stats = idata.get("sample_stats")
+    if stats is not None and "elbo" in stats:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        elbo = stats["elbo"].values
+        ax.plot(np.arange(1, elbo.size + 1), elbo, lw=0.6)
+        ax.set_xlabel("SVI step")
+        ax.set_ylabel("ELBO [nat]")
+        low = np.quantile(elbo[elbo.size // 10 :], 0.01)  # the first steps would flatten the rest
+        ax.set_ylim(low, elbo.max() + 0.05 * (elbo.max() - low))
+        return "<h2>Variational fit</h2>" + _figure(
+            fig, "ELBO per step (higher is better); it should end flat."
+        )
+    if stats is not None and "spread" in stats:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3))
+        spread = stats["spread"].values
+        for j, name in enumerate(stats["parameter"].values):
+            left.semilogy(np.arange(spread.shape[0]), spread[:, j], marker="o", label=str(name))
+        left.set_xlabel("Assimilation step (0 = prior)")
+        left.set_ylabel("Ensemble sd (unconstrained)")
+        left.legend()
+        right.semilogy(np.arange(1, stats["misfit"].size + 1), stats["misfit"].values, marker="o")
+        right.axhline(1.0, color="grey", lw=0.8)
+        right.set_xlabel("Assimilation step")
+        right.set_ylabel("Mean normalised misfit")
+        caption = (
+            f"Ensemble spread and data misfit per step (α schedule {idata.posterior.attrs.get('schedule', '?')}); "
+            "a misfit near 1 means the members fit the data to the noise."
+        )
+        return "<h2>Ensemble updates</h2>" + _figure(fig, caption)
+    return ""
 
 
 def _pair_section(idata: az.InferenceData, meta: dict) -> str:

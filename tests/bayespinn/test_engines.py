@@ -57,6 +57,8 @@ def test_engine_agrees_with_nuts_and_fills_the_same_groups(tmp_path, nuts, name)
     report = (run.dir / "report.html").read_text()
     assert "Approximate engine" in report
     assert run.diagnostics["approximation"] in report.replace("&#x27;", "'")
+    # The engine's own record as a figure: the ELBO curve of SVI, the spread of an ensemble.
+    assert ("Variational fit" if "svi" in name else "Ensemble updates") in report
 
 
 def test_eki_records_its_adaptive_schedule(tmp_path):
