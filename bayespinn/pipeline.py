@@ -19,7 +19,7 @@ from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.errors import UserError
 from bayespinn.study import Study
-from inference.diagnostics import ESS_MIN, summary, verdict
+from inference.diagnostics import ESS_MIN, bound_flags, summary, verdict
 from inference.model import ModelSpec, build_model
 from surrogates.base import ForwardModel
 
@@ -116,6 +116,8 @@ def sample(prep: Prepared, progress: bool = True):
     idata, wall = run_engine(prep, progress)
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
+    bounds = {k: p.support() for k, p in prep.study.priors.items()}
+    diagnostics["flags"] = bound_flags(idata, bounds)
     engine = prep.study.inference.engine
     if engine in APPROXIMATE:
         diagnostics["approximation"] = APPROXIMATE[engine]

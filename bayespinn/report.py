@@ -85,6 +85,7 @@ def write_report(
         body = [
             _verdict_section(meta, diagnostics),
             _table_section(table, meta),
+            _shape_section(idata, meta),
             _correction_section(diagnostics, meta),
             _surrogate_section(meta),
             _engine_section(idata, meta),
@@ -144,12 +145,14 @@ def _verdict_section(meta: dict, d: dict) -> str:
         ("min E-BFMI", _fmt(d.get("min_bfmi"))),
         ("sampling wall time", _seconds(d.get("wall_time_s"))),
     ]
+    flags = "".join(f"<li>{_e(f)}</li>" for f in d.get("flags") or [])
     note = d.get("approximation")
     return (
         f"<h1>{_e(meta.get('title', 'bayespinn report'))}</h1>"
         f'<div class="verdict {"ok" if ok else "bad"}"><h2>{_e(head)}</h2>'
         f"{f'<ul>{items}</ul>' if items else ''}</div>"
         + (f'<p class="approximation"><b>Approximate engine.</b> {_e(note)}.</p>' if note else "")
+        + (f'<div class="verdict bad"><h3>Check before use</h3><ul>{flags}</ul></div>' if flags else "")
         + _key_values(numbers)
     )
 
@@ -167,6 +170,35 @@ def _table_section(table: pd.DataFrame, meta: dict) -> str:
     return (
         "<h2>Posterior</h2><p>Mean, sd and 90 % highest-density interval of each parameter.</p>"
         f'<table class="posterior"><tr><th>parameter</th>{head}</tr>{rows}</table>'
+    )
+
+
+def _shape_section(idata: az.InferenceData, meta: dict) -> str:
+    """How much the data taught (prior sd → posterior sd) and how the parameters trade off."""
+    names = _parameters(idata, meta)
+    post = {n: idata.posterior[n].values.ravel() for n in names}
+    prior = idata.get("prior")
+    rows = []
+    for n in names:
+        prior_sd = float(np.std(prior[n].values)) if prior is not None and n in prior else np.nan
+        shrink = 1 - np.var(post[n]) / prior_sd**2 if np.isfinite(prior_sd) and prior_sd > 0 else np.nan
+        rows.append((n, prior_sd, float(np.std(post[n])), shrink))
+    learn = "".join(
+        f"<tr><td>{_e(n)}</td><td>{_e(_fmt(a))}</td><td>{_e(_fmt(b))}</td><td>{_e(_fmt(c, 4))}</td></tr>"
+        for n, a, b, c in rows
+    )
+    corr = np.corrcoef(np.stack([post[n] for n in names])) if len(names) > 1 else np.ones((1, 1))
+    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    cells = "".join(
+        f"<tr><td>{_e(a)}</td>" + "".join(f"<td>{corr[i, j]:+.2f}</td>" for j in range(len(names))) + "</tr>"
+        for i, a in enumerate(names)
+    )
+    return (
+        "<h2>What the data taught</h2><p>Shrinkage is 1 − posterior variance / prior variance: "
+        "near 1 the data decide, near 0 the prior does.</p>"
+        f'<table class="posterior"><tr><th>parameter</th><th>prior sd</th><th>posterior sd</th>'
+        f"<th>shrinkage</th></tr>{learn}</table>"
+        f'<h3>Posterior correlations</h3><table class="posterior"><tr><th></th>{head}</tr>{cells}</table>'
     )
 
 

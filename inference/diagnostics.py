@@ -6,7 +6,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-__all__ = ["BFMI_MIN", "ENSEMBLE_ENGINES", "ESS_MIN", "RHAT_MAX", "summary", "verdict"]
+__all__ = ["BFMI_MIN", "ENSEMBLE_ENGINES", "ESS_MIN", "RHAT_MAX", "bound_flags", "summary", "verdict"]
 
 RHAT_MAX, ESS_MIN, BFMI_MIN = 1.01, 400.0, 0.3
 ENSEMBLE_ENGINES = ("eki", "esmda")
@@ -74,3 +74,27 @@ def _elbo_warnings(elbo: np.ndarray) -> list[str]:
     if rise > max(3 * se, 0.1):
         return [f"ELBO still rising ({rise:.2f} nat over the last tenth of the steps): raise svi_steps"]
     return []
+
+
+def bound_flags(idata: az.InferenceData, bounds: dict, share: float = 0.05, edge: float = 0.01) -> list[str]:
+    """Parameters whose posterior piles up at a bound of their prior or of the surrogate's domain.
+
+    More than ``share`` of the draws within ``edge`` of the interval's width from a bound means the
+    bound, not the data, shapes the posterior: its mean and interval are then artefacts of the
+    bound.
+    """
+    flags = []
+    for name, (lower, upper) in bounds.items():
+        if not (np.isfinite(lower) and np.isfinite(upper)) or name not in idata.posterior:
+            continue
+        draws, width = idata.posterior[name].values.ravel(), upper - lower
+        for side, value, near in (
+            ("lower", lower, draws < lower + edge * width),
+            ("upper", upper, draws > upper - edge * width),
+        ):
+            if near.mean() > share:
+                flags.append(
+                    f"{name}: {near.mean():.0%} of the posterior lies within {edge:.0%} of the {side} bound "
+                    f"{value:g}: the bound, not the data, shapes it; widen the prior if the physics allows"
+                )
+    return flags

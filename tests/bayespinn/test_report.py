@@ -216,3 +216,19 @@ def test_predictive_figure_is_labelled():
         assert bottom.get_ylabel() == "Residual [rad]"
     finally:
         plt.close(fig)
+
+
+def test_shrinkage_and_correlations_are_reported(report):
+    # Prior U(0.1, 1) (sd ≈ 0.26) → posterior N(0.32, 0.02²): shrinkage 1 − 0.02²/0.26² ≈ 0.994.
+    section = report[report.index("What the data taught") :]
+    assert "shrinkage" in section and "Posterior correlations" in section
+    assert re.search(r"<td>0\.99\d*</td>", section), section[:600]
+
+
+def test_flags_appear_in_the_verdict_box(tmp_path):
+    idata = _idata()
+    diagnostics = {**_diagnostics([]), "flags": ["m: 40% of the posterior lies within 1% of the upper bound 1"]}
+    path = write_report(tmp_path / "r.html", idata, _table(idata, None), diagnostics, _meta())
+    text = path.read_text(encoding="utf-8")
+    assert "Check before use" in text and "upper bound 1" in text
+    assert text.index("Check before use") < text.index("<h2>Posterior</h2>")

@@ -6,7 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from inference.diagnostics import summary, verdict
+from inference.diagnostics import bound_flags, summary, verdict
 
 CHAINS, DRAWS = 4, 1000
 COLUMNS = ["mean", "sd", "hdi_5%", "hdi_95%", "mcse_mean", "r_hat", "ess_bulk", "ess_tail"]
@@ -105,3 +105,12 @@ def test_summary_with_truth_adds_a_column():
     assert list(table.columns) == [*COLUMNS, "truth"]
     assert table.loc["a", "truth"] == 0.1
     assert np.isnan(table.loc["b", "truth"])
+
+
+def test_bound_flags_name_a_posterior_piled_at_a_bound():
+    rng = np.random.default_rng(1)
+    piled = np.minimum(rng.normal(0.98, 0.03, (2, 500)), 1.0)  # half the mass at the upper bound 1
+    centred = rng.normal(0.5, 0.05, (2, 500))
+    idata = az.from_dict(posterior={"a": piled, "b": centred})
+    flags = bound_flags(idata, {"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, np.inf)})
+    assert len(flags) == 1 and flags[0].startswith("a:") and "upper bound 1" in flags[0]
