@@ -68,26 +68,31 @@ def load_weights(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
 
 
 def save_residuals(weights_path: str | Path, arrays: dict[str, np.ndarray]) -> dict:
-    """Write the held-out residual curves next to the weights (``<name>_residuals.safetensors``)
-    and add their file name and sha256 to the card under ``validation.residuals``."""
+    """Write the held-out residual curves next to the weights, as ``<name>_residuals.safetensors``
+    with a card of their own (the weights' sha256 among it), and name them in the weights' card
+    under ``validation.residuals``; returns the weights' card."""
     weights_path = Path(weights_path)
-    path = weights_path.with_name(f"{weights_path.stem}_residuals.safetensors")
-    save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}, str(path))
     card = read_card(weights_path)
-    card["validation"]["residuals"] = {"file": path.name, "sha256": sha256_of(path)}
+    path = weights_path.with_name(f"{weights_path.stem}_residuals.safetensors")
+    about = {
+        "what": f"held-out residual curves (surrogate - reference) of {weights_path.name}",
+        "validation_design": card["validation"].get("design"),
+        "weights_sha256": card["sha256"],
+    }
+    save_weights(path, {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}, about)
+    card["validation"]["residuals"] = {"file": path.name}
     write_json_atomic(weights_path.with_suffix(".json"), card)
     return card
 
 
 def load_residuals(weights_path: str | Path, card: dict) -> dict[str, np.ndarray]:
-    """The residual arrays the card names, refusing a file whose hash does not match it."""
+    """The residual arrays the card names; refused when their hash does not match their own card,
+    or when they were measured on other weights."""
     entry = card.get("validation", {}).get("residuals")
     if entry is None:
         raise FileNotFoundError(f"{weights_path}: the card records no validation residuals")
     path = Path(weights_path).with_name(entry["file"])
-    found = sha256_of(path)
-    if found != entry["sha256"]:
-        raise WeightsHashError(
-            f"{path}: sha256 {found[:12]}… does not match the card's {entry['sha256'][:12]}…"
-        )
-    return load_file(str(path))
+    arrays, about = load_weights(path)
+    if about.get("weights_sha256") != card.get("sha256"):
+        raise WeightsHashError(f"{path}: measured on other weights than {Path(weights_path).name}")
+    return arrays
