@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bayespinn.data import TIME, Measurements, load_measurements, read_table, split_column
+from bayespinn.data import TIME, Measurements, column_values, load_measurements, read_table, split_column
 from bayespinn.errors import UserError
 from bayespinn.study import Study
 from inference.model import Noise
@@ -106,7 +106,39 @@ def load_data(study: Study, model: ForwardModel, domain: dict) -> Measurements:
             f"{study.data_path}: column {TIME!r}: found times in [{t.min():g}, {t.max():g}] s, "
             f"expected within [{lo:g}, {hi:g}] s, the domain of {model.name}"
         )
+    _check_measured_columns(study, model)
+    _check_plausible(study, model, data)
     return data
+
+
+def _check_plausible(study: Study, model: ForwardModel, data: Measurements) -> None:
+    """Observables outside what the system can produce are most often a unit mistake."""
+    for obs, (lo, hi) in getattr(model, "plausible", {}).items():
+        y = data.values.get(obs)
+        if y is None or (lo <= y.min() and y.max() <= hi):
+            continue
+        quantity, unit = split_column(obs)
+        raise UserError(
+            f"{study.data_path}: column {obs!r}: found values in [{y.min():g}, {y.max():g}], expected "
+            f"within [{lo:g}, {hi:g}] {unit}; if the file is in another unit, say so in the "
+            f"column's name (for example '{quantity} [m{unit}]')"
+        )
+
+
+def _check_measured_columns(study: Study, model: ForwardModel) -> None:
+    """Columns that must agree with the study's conditions (a battery's current with c_rate)."""
+    expected = getattr(model, "measured_columns", None)
+    if expected is None:
+        return
+    frame = read_table(study.data_path)
+    for column, (value, rel_tol) in expected(study.conditions).items():
+        found = float(np.median(column_values(frame, study.data_path, column)))
+        if abs(found - value) > rel_tol * abs(value):
+            hint = "; discharge is positive, as in PyBaMM" if found * value < 0 else ""
+            raise UserError(
+                f"{study.data_path}: column {column!r}: found {found:g} (median), expected "
+                f"{value:g} ± {100 * rel_tol:g} % from the study's [conditions]{hint}"
+            )
 
 
 def _per_observable(value, obs: str, path, key: str):

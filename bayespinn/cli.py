@@ -69,6 +69,7 @@ def cmd_simulate(args) -> int:
         points=args.points,
         noise=args.noise,
         seed=args.seed,
+        noise_sd=args.noise_sd,
     )
     print(f"wrote {path}")
     return 0
@@ -90,7 +91,7 @@ def cmd_train(args) -> int:
         f"training {args.surrogate} on {device}; checkpoint {checkpoint} (rerun to resume)", file=sys.stderr
     )
     card = TRAINERS[args.surrogate](device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
-    print(json.dumps(card["validation"], indent=2))
+    print(json.dumps({k: v for k, v in card["validation"].items() if k != "points"}, indent=2))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
@@ -102,13 +103,14 @@ def cmd_validate(args) -> int:
     if args.surrogate not in VALIDATORS:
         raise UserError(f"validate: found {args.surrogate!r}, expected one of {', '.join(VALIDATORS)}")
     result, path = VALIDATORS[args.surrogate](args.weights and Path(args.weights), args.points)
-    arrays = result.pop("arrays")
+    arrays = result.pop("arrays", None)
     result = {k: v for k, v in result.items() if k != "per_point_rmse"}
-    print(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "points"}, indent=2))
     if args.write:  # the card's numbers and the residual curves the correlated error model reads
         card = read_card(path)
         write_json_atomic(Path(path).with_suffix(".json"), {**card, "validation": result})
-        save_residuals(path, arrays)
+        if arrays is not None:
+            save_residuals(path, arrays)
     return 0
 
 
@@ -203,13 +205,20 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("system", help="e.g. power.smib")
     sim.add_argument("values", nargs="*", metavar="NAME=VALUE", help="parameters and conditions")
     sim.add_argument("--out", "-o", required=True)
-    sim.add_argument("--t-end", type=float, default=20.0, help="last time [s] (default: %(default)s)")
-    sim.add_argument("--points", type=int, default=201, help="number of times (default: %(default)s)")
+    sim.add_argument(
+        "--t-end",
+        type=float,
+        help="last time [s] (default: the system's record: 20 s, or a battery's cut-off)",
+    )
+    sim.add_argument("--points", type=int, help="number of times (default: 201, or every 10 s for a battery)")
     sim.add_argument(
         "--noise",
         type=float,
         default=0.0,
         help="noise sd as a fraction of each observable's range (0.01 = 1 %%)",
+    )
+    sim.add_argument(
+        "--noise-sd", type=float, help="noise sd in the observable's unit (e.g. 0.005 V); overrides --noise"
     )
     sim.add_argument("--seed", type=int, default=0)
     sim.set_defaults(func=cmd_simulate)

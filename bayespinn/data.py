@@ -17,7 +17,15 @@ import pandas as pd
 
 from bayespinn.errors import UserError
 
-__all__ = ["TIME", "UNITS", "Measurements", "load_measurements", "read_table", "split_column"]
+__all__ = [
+    "TIME",
+    "UNITS",
+    "Measurements",
+    "column_values",
+    "load_measurements",
+    "read_table",
+    "split_column",
+]
 
 TIME = "Time [s]"
 # unit -> (canonical unit, factor to multiply by to reach it)
@@ -71,7 +79,7 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _column(frame: pd.DataFrame, path: Path, wanted: str) -> np.ndarray:
+def column_values(frame: pd.DataFrame, path: Path, wanted: str) -> np.ndarray:
     """The column measuring ``wanted``'s quantity, converted to ``wanted``'s unit."""
     quantity, unit = split_column(wanted)
     for name in frame.columns:
@@ -113,8 +121,8 @@ def load_measurements(path: str | Path, observables: list[str]) -> Measurements:
     """Load ``Time [s]`` and the observables, converted, checked, in file order."""
     path = Path(path)
     frame = read_table(path)
-    time_s = _column(frame, path, TIME)
+    time_s = column_values(frame, path, TIME)
     time_name = next(c for c in frame.columns if split_column(str(c))[0] == "Time")
     _check_time(path, time_name, time_s)
-    values = {obs: _column(frame, path, obs) for obs in observables}
+    values = {obs: column_values(frame, path, obs) for obs in observables}
     return Measurements(path=path, time_s=time_s, values=values)

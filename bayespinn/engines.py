@@ -76,6 +76,7 @@ def _mcmc(prep, y: dict, progress: bool):
         samples=inf.samples,
         seed=inf.seed,
         target_accept=inf.target_accept,
+        dense_mass=inf.dense_mass,
     )
     mcmc, wall = run_mcmc(prep.numpyro_model, {"y": y}, settings, progress=progress)
     attrs = {**_attrs(prep, wall), "warmup": inf.warmup}

@@ -17,7 +17,7 @@ from inference.correction import Potentials, delayed_acceptance, importance, lap
 from inference.exact import compare, grid_posterior, log_posterior_fn
 from inference.model import build_model
 
-__all__ = ["check_exact", "correct", "grid_parameters", "reference_of"]
+__all__ = ["check_exact", "correct", "exact_grid", "grid_parameters", "reference_of"]
 
 log = logging.getLogger("bayespinn")
 
@@ -109,8 +109,9 @@ def grid_parameters(prep) -> tuple[str, str]:
     return names
 
 
-def check_exact(prep, idata, n: int = 61) -> dict:
-    """Grid posterior with the reference solver vs the run's posterior, per parameter, with a verdict."""
+def exact_grid(prep, idata, n: int = 61):
+    """The exact posterior on an adaptive ``n × n`` grid of reference solves, started from the
+    run's posterior (``inference.exact.GridPosterior``)."""
     names = grid_parameters(prep)
     from bayespinn.engines import batch_forward
 
@@ -121,7 +122,14 @@ def check_exact(prep, idata, n: int = 61) -> dict:
     bounds = np.array([[prep.study.priors[k].lower, prep.study.priors[k].upper] for k in names])
     center = np.array([draws[k].mean() for k in names])
     scale = np.array([draws[k].std() for k in names])
-    grid = grid_posterior(log_post, names, center, scale, bounds, n=n)
+    return grid_posterior(log_post, names, center, scale, bounds, n=n), ref
+
+
+def check_exact(prep, idata, n: int = 61) -> dict:
+    """Grid posterior with the reference solver vs the run's posterior, per parameter, with a verdict."""
+    names = grid_parameters(prep)
+    grid, ref = exact_grid(prep, idata, n)
+    draws = {k: idata.posterior[k].values.ravel() for k in names}
     rows = compare(grid.stats(), draws)
     return {
         "parameters": rows,

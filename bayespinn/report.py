@@ -271,10 +271,18 @@ def _validation(validation: dict) -> str:
         f"<tr><td>{_e(obs)}</td>" + "".join(f"<td>{_e(_fmt(v.get(s)))}</td>" for s in stats) + "</tr>"
         for obs, v in rmse.items()
     )
+    cutoff = validation.get("cutoff_time")
+    cutoff_line = (
+        f"<p>Cut-off time: within 0.2 % of the reference for {100 * cutoff['share_within_0.2%']:.0f} % "
+        f"of the points; largest error {100 * cutoff['max_abs_rel_error']:.3f} %.</p>"
+        if cutoff
+        else ""
+    )
     return (
         "<h3>Validation against the reference solver</h3>"
         f"<p>RMSE per trajectory on the held-out design: {_e(validation.get('design', '—'))}</p>"
         f"<table><tr><th>observable</th>{''.join(f'<th>{s}</th>' for s in stats)}</tr>{rows}</table>"
+        f"{cutoff_line}"
     )
 
 

@@ -29,15 +29,26 @@ def parse_assignments(items: list[str]) -> dict[str, float]:
     return values
 
 
-def simulate(
-    system: str, values: dict[str, float], time_s: np.ndarray, noise: float = 0.0, seed: int = 0
-) -> pd.DataFrame:
-    """Reference trajectories; ``noise`` is the sd as a fraction of each observable's range."""
+def _reference(system: str):
     name = system if system.endswith(":reference") else f"{system}:reference"
     try:
-        model = load(name)
+        return load(name)
     except UnknownSurrogateError:
         raise UserError(f"simulate: unknown system {system!r}") from None
+
+
+def simulate(
+    system: str,
+    values: dict[str, float],
+    time_s: np.ndarray | None,
+    noise: float = 0.0,
+    seed: int = 0,
+    noise_sd: float | None = None,
+) -> pd.DataFrame:
+    """Reference trajectories with Gaussian noise: ``noise_sd`` in the observable's unit, or else
+    ``noise`` as a fraction of each observable's range. ``time_s=None`` takes the system's own
+    record (a battery: every 10 s up to its cut-off)."""
+    model = _reference(system)
     needed = (*model.parameters, *model.conditions)
     missing = [k for k in needed if k not in values]
     unknown = [k for k in values if k not in needed]
@@ -46,11 +57,16 @@ def simulate(
             f"simulate {system}: found {', '.join(values) or 'nothing'}, expected exactly "
             f"{', '.join(f'{k}=...' for k in needed)}"
         )
+    if time_s is None:
+        default = getattr(model, "default_times", None)
+        time_s = default(**values) if default else np.linspace(0.0, 20.0, 201)
     clean = model.numpy_forward(time_s, **values)
     rng = np.random.default_rng(seed)
     frame = {TIME: time_s}
+    if hasattr(model, "data_columns"):
+        frame.update(model.data_columns(time_s, **values))
     for obs, y in clean.items():
-        sigma = noise * float(np.ptp(y))
+        sigma = noise_sd if noise_sd is not None else noise * float(np.ptp(y))
         frame[obs] = y + sigma * rng.standard_normal(len(y))
     return pd.DataFrame(frame)
 
@@ -59,17 +75,27 @@ def simulate_csv(
     system: str,
     values: dict[str, float],
     out: Path,
-    t_end_s: float = 20.0,
-    points: int = 201,
+    t_end_s: float | None = None,
+    points: int | None = None,
     noise: float = 0.0,
     seed: int = 0,
+    noise_sd: float | None = None,
 ) -> Path:
-    if points < 2 or t_end_s <= 0:
-        raise UserError(
-            f"simulate: found --points {points} --t-end {t_end_s}, expected ≥ 2 points "
-            "and a positive end time"
-        )
-    frame = simulate(system, values, np.linspace(0.0, t_end_s, points), noise, seed)
+    """Write the CSV atomically. Without ``t_end_s`` and ``points`` the system's own record is
+    used; with either, ``points`` times on [0, t_end_s] (defaults 201 and 20 s)."""
+    times = None
+    if t_end_s is not None or points is not None:
+        t_end_s = 20.0 if t_end_s is None else t_end_s
+        points = 201 if points is None else points
+        if points < 2 or t_end_s <= 0:
+            raise UserError(
+                f"simulate: found --points {points} --t-end {t_end_s}, expected ≥ 2 points "
+                "and a positive end time"
+            )
+        times = np.linspace(0.0, t_end_s, points)
+    if noise_sd is not None and noise_sd < 0:
+        raise UserError(f"simulate: found --noise-sd {noise_sd}, expected a non-negative sd")
+    frame = simulate(system, values, times, noise, seed, noise_sd)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".csv.tmp")
     with os.fdopen(fd, "w") as fh:

@@ -17,6 +17,7 @@ class MCMCSettings:
     seed: int = 0
     target_accept: float = 0.8
     max_tree_depth: int = 10
+    dense_mass: bool = True
     hmc_steps: int = 16
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
 
@@ -44,6 +45,7 @@ def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool =
             model,
             target_accept_prob=settings.target_accept,
             max_tree_depth=settings.max_tree_depth,
+            dense_mass=settings.dense_mass,
             init_strategy=init_to_median,
         )
     elif settings.kernel == "hmc":
@@ -54,6 +56,7 @@ def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool =
             target_accept_prob=settings.target_accept,
             num_steps=settings.hmc_steps,
             trajectory_length=None,
+            dense_mass=settings.dense_mass,
             init_strategy=init_to_median,
         )
     else:

@@ -25,7 +25,21 @@ def _smib_reference():
     return SmibReference()
 
 
+def _spm():
+    from surrogates.battery.spm_models import SpmSurrogate
+
+    return SpmSurrogate()
+
+
+def _spm_reference():
+    from surrogates.battery.spm_models import SpmReference
+
+    return SpmReference()
+
+
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
+    "battery.spm": _spm,
+    "battery.spm:reference": _spm_reference,
     "power.smib": _smib,
     "power.smib:reference": _smib_reference,
 }
@@ -63,5 +77,26 @@ def _smib_validate(path, n_points: int):
     return validate_smib(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
 
 
-TRAINERS = {"power.smib": _smib_train}
-VALIDATORS = {"power.smib": _smib_validate}
+def _spm_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+    import dataclasses
+
+    from surrogates.battery.spm_pinn import SPM_CONFIG, train_spm
+
+    config = SPM_CONFIG  # physics only already: the loss holds no solver data
+    if quick:
+        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5)
+    return train_spm(
+        dataclasses.replace(config, device=device), out=out, checkpoint=checkpoint, progress=progress
+    )
+
+
+def _spm_validate(path, n_points: int):
+    from surrogates.battery.spm_pinn import WEIGHTS, validate_spm
+    from surrogates.pinn.card import load_weights
+
+    weights, card = load_weights(path or WEIGHTS)
+    return validate_spm(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+
+
+TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train}
+VALIDATORS = {"battery.spm": _spm_validate, "power.smib": _smib_validate}

@@ -227,7 +227,10 @@ def test_shrinkage_and_correlations_are_reported(report):
 
 def test_flags_appear_in_the_verdict_box(tmp_path):
     idata = _idata()
-    diagnostics = {**_diagnostics([]), "flags": ["m: 40% of the posterior lies within 1% of the upper bound 1"]}
+    diagnostics = {
+        **_diagnostics([]),
+        "flags": ["m: 40% of the posterior lies within 1% of the upper bound 1"],
+    }
     path = write_report(tmp_path / "r.html", idata, _table(idata, None), diagnostics, _meta())
     text = path.read_text(encoding="utf-8")
     assert "Check before use" in text and "upper bound 1" in text

@@ -1,0 +1,110 @@
+"""``battery.spm`` (the trained PINN) and ``battery.spm:reference`` (PyBaMM's SPM itself)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from surrogates.base import DomainError
+from surrogates.battery import chen2020, spm_reference
+from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL, WEIGHTS, predict
+from surrogates.pinn.card import load_weights
+
+__all__ = ["SpmReference", "SpmSurrogate"]
+
+
+class _SpmBase:
+    parameters = ("positive_diffusivity_scale", "negative_j0_scale")
+    conditions = ("c_rate",)
+    observables = ("Voltage [V]",)
+    units: ClassVar[dict[str, str]] = {
+        "positive_diffusivity_scale": "× Chen2020's 4e-15 m²/s",
+        "negative_j0_scale": "× Chen2020's exchange-current density",
+        "c_rate": "C (1C = 5 A)",
+        "t": "s",
+    }
+    plausible: ClassVar[dict[str, tuple[float, float]]] = {"Voltage [V]": (0.0, 5.0)}  # a cell's terminal voltage; 3,700 means mV
+
+    def domain(self, conditions: dict[str, float]) -> dict[str, tuple[float, float]]:
+        c_rate = conditions.get("c_rate", 1.0)
+        if not (isinstance(c_rate, (int, float)) and c_rate > 0):
+            raise DomainError(f"c_rate: found {c_rate!r}, expected a positive number")
+        return {**DOMAIN, "t": (0.0, T_MAX_NOMINAL * 3600.0 / float(c_rate))}
+
+    def measured_columns(self, conditions: dict[str, float]) -> dict[str, tuple[float, float]]:
+        """Columns the data must carry besides the observables, and the value each should hold
+        (here the discharge current [A] that ``c_rate`` implies, to 2 %)."""
+        return {"Current [A]": (chen2020.CAPACITY_AH * conditions["c_rate"], 0.02)}
+
+    def data_columns(self, t_s, **values) -> dict[str, np.ndarray]:
+        """Columns a synthetic record carries besides time and the observables."""
+        return {"Current [A]": np.full(len(t_s), chen2020.CAPACITY_AH * values["c_rate"])}
+
+    def default_times(self, **values) -> np.ndarray:
+        """A cycler's record: every 10 s up to the 2.5 V cut-off (PyBaMM's)."""
+        times, _, _ = spm_reference.window(**values)
+        return times
+
+
+class SpmSurrogate(_SpmBase):
+    name = "battery.spm"
+
+    def __init__(self, path: Path = WEIGHTS):
+        self._weights, self.card = load_weights(path)
+        self._n_layers = self.card["architecture"]["n_layers"]
+
+    def validation_rmse(self) -> dict[str, float]:
+        return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}
+
+    def numpy_forward(self, t_s, **values):
+        return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
+
+    def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
+        columns = {k: np.asarray(v, float)[:, None] for k, v in values.items()}
+        out = predict(
+            np, self._weights, self._n_layers, np.asarray(t_s, float)[None, :], **conditions, **columns
+        )
+        n = len(next(iter(values.values())))
+        return {k: np.broadcast_to(v, (n, len(t_s))) for k, v in out.items()}
+
+    def jax_forward(self, t_s, **values):
+        import jax.numpy as jnp
+
+        return predict(jnp, self._weights, self._n_layers, jnp.asarray(t_s), **values)
+
+    def torch_forward(self, t_s, **values):
+        import torch
+
+        w = {k: torch.from_numpy(v) for k, v in self._weights.items()}
+        return predict(torch, w, self._n_layers, torch.as_tensor(t_s, dtype=torch.float64), **values)
+
+
+class SpmReference(_SpmBase):
+    """PyBaMM's SPM; NumPy only (no JAX path: NUTS on the reference is not offered here)."""
+
+    name = "battery.spm:reference"
+    card = None
+
+    def domain(self, conditions):
+        box = super().domain(conditions)
+        return {**box, "positive_diffusivity_scale": (0.0, math.inf), "negative_j0_scale": (0.0, math.inf)}
+
+    def validation_rmse(self):
+        return {"Voltage [V]": 0.0}
+
+    def numpy_forward(self, t_s, **values):
+        return spm_reference.solve(t_s, **values)
+
+    def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
+        names = list(values)
+        n = len(values[names[0]])
+        rows = [{**conditions, **{k: float(values[k][i]) for k in names}} for i in range(n)]
+        return {"Voltage [V]": spm_reference.solve_many(t_s, rows)}
+
+    def jax_forward(self, t_s, **values):
+        raise NotImplementedError(
+            "battery.spm:reference has no JAX path; use the surrogate with a correction"
+        )

@@ -1,0 +1,161 @@
+"""The battery path end to end: synthetic records, calibration of both scales, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayespinn import pipeline
+from bayespinn.cli import main
+from bayespinn.simulate import simulate
+from surrogates.battery import spm_reference
+
+TRUTH = {"positive_diffusivity_scale": 2.0, "negative_j0_scale": 0.5, "c_rate": 1.0}
+STUDY = """\
+[surrogate]
+name = "battery.spm"
+
+[data]
+path = "data.csv"
+
+[conditions]
+c_rate = 1.0
+
+[parameters.positive_diffusivity_scale]
+prior = "loguniform"
+lower = 0.1
+upper = 10.0
+
+[parameters.negative_j0_scale]
+prior = "loguniform"
+lower = 0.1
+upper = 10.0
+
+[noise]
+sigma = 0.005
+
+[inference]
+chains = 2
+warmup = 300
+samples = 300
+seed = 1
+
+[output]
+dir = "run"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _restore_xla_flags(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+
+
+@pytest.fixture(scope="module")
+def record() -> pd.DataFrame:
+    """A short 1C record: every 120 s up to PyBaMM's cut-off, 5 mV noise."""
+    times, _, _t_cut = spm_reference.window(dt_s=120.0, **TRUTH)
+    return simulate("battery.spm", TRUTH, times, noise_sd=0.005, seed=4)
+
+
+def test_simulate_writes_a_cycler_record(tmp_path: Path):
+    out = tmp_path / "cell.csv"
+    rc = main(
+        [
+            "simulate",
+            "battery.spm",
+            *(f"{k}={v}" for k, v in TRUTH.items()),
+            "--out",
+            str(out),
+            "--noise-sd",
+            "0.002",
+        ]
+    )
+    assert rc == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["Time [s]", "Current [A]", "Voltage [V]"]
+    times, clean, t_cut = spm_reference.window(**TRUTH)
+    np.testing.assert_allclose(frame["Time [s]"], times)  # every 10 s up to the cut-off
+    assert t_cut - 10.0 < times[-1] < t_cut
+    np.testing.assert_allclose(frame["Current [A]"], 5.0)
+    residual = frame["Voltage [V]"].to_numpy() - clean
+    assert 0.0017 < residual.std() < 0.0023  # the sd asked for, within sampling error of 350 draws
+
+
+def test_calibration_recovers_both_scales(tmp_path: Path, record: pd.DataFrame):
+    record.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "study.toml").write_text(STUDY)
+    assert main(["calibrate", str(tmp_path / "study.toml"), "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "run" / "summary.csv", index_col=0)
+    for name in ("positive_diffusivity_scale", "negative_j0_scale"):
+        lo, hi = table.loc[name, "hdi_5%"], table.loc[name, "hdi_95%"]
+        assert lo < TRUTH[name] < hi, (name, lo, hi)
+        assert hi / lo < 3.0  # informative: far narrower than the prior's factor of 100
+    assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["converged"]
+
+
+@pytest.fixture
+def study(tmp_path: Path, record: pd.DataFrame, monkeypatch) -> Path:
+    def refuse(*args, **kwargs):
+        raise AssertionError("bad input reached sampling")
+
+    monkeypatch.setattr(pipeline, "sample", refuse)
+    record.to_csv(tmp_path / "data.csv", index=False)
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY)
+    return path
+
+
+def _fails(study: Path, capsys, *needles: str) -> None:
+    rc = main(["calibrate", str(study)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (study.parent / "run").exists()
+
+
+def test_c_rate_outside_the_domain(study: Path, capsys):
+    study.write_text(STUDY.replace("c_rate = 1.0", "c_rate = 3.0"))
+    _fails(study, capsys, "study.toml", "c_rate", "found 3", "[0.5, 2]")
+
+
+def test_prior_outside_the_domain(study: Path, capsys):
+    study.write_text(STUDY.replace("upper = 10.0", "upper = 30.0", 1))
+    _fails(study, capsys, "[parameters.positive_diffusivity_scale]", "[0.1, 30]", "[0.1, 10]")
+
+
+def test_voltage_in_millivolts_under_a_volt_label(study: Path, record: pd.DataFrame, capsys):
+    frame = record.assign(**{"Voltage [V]": record["Voltage [V]"] * 1000.0})
+    frame.to_csv(study.parent / "data.csv", index=False)
+    _fails(study, capsys, "data.csv", "'Voltage [V]'", "Voltage [mV]")
+
+
+def test_voltage_labelled_in_millivolts_is_converted(study: Path, record: pd.DataFrame, monkeypatch):
+    frame = record.rename(columns={"Voltage [V]": "Voltage [mV]"})
+    frame["Voltage [mV]"] *= 1000.0
+    frame.to_csv(study.parent / "data.csv", index=False)
+    from bayespinn.pipeline import prepare
+    from bayespinn.study import load_study
+
+    prep = prepare(load_study(study))
+    np.testing.assert_allclose(prep.data.values["Voltage [V]"], record["Voltage [V]"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("current_a", "needle"),
+    [(-5.0, "discharge is positive"), (10.0, "found 10"), (0.005, "found 0.005")],
+)
+def test_current_that_disagrees_with_c_rate(study: Path, record: pd.DataFrame, capsys, current_a, needle):
+    record.assign(**{"Current [A]": current_a}).to_csv(study.parent / "data.csv", index=False)
+    _fails(study, capsys, "data.csv", "'Current [A]'", "expected 5", needle)
+
+
+def test_missing_current_column(study: Path, record: pd.DataFrame, capsys):
+    record.drop(columns="Current [A]").to_csv(study.parent / "data.csv", index=False)
+    _fails(study, capsys, "data.csv", "missing column 'Current [A]'")
