@@ -28,6 +28,7 @@ lint: install-test
 
 bench: install
 	$(BIN)/python benchmarks/smib.py
+	$(BIN)/python benchmarks/battery_spm.py
 	$(BIN)/python benchmarks/engines.py
 
 case-study: install
