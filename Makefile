@@ -34,3 +34,4 @@ bench: install
 case-study: install
 	$(BIN)/python case_studies/power_smib/compare.py
 	$(BIN)/python case_studies/engines/compare.py
+	$(BIN)/python case_studies/battery_spm/compare.py
