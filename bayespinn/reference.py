@@ -52,6 +52,8 @@ def correct(prep, idata, method: str, reference: tuple, y: dict) -> tuple[dict, 
     pots = Potentials.of(prep.numpyro_model, ref_model, {"y": y}, seed=prep.study.inference.seed)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     flat = pots.to_flat({k: idata.posterior[k].values.reshape(-1) for k in idata.posterior.data_vars})
+    if not getattr(ref, "differentiable", True):  # no Laplace proposal without gradients
+        pots = dataclasses.replace(pots, reference_scalar=None)
     if method == "importance":
         result = importance(pots, flat)
         rng = np.random.default_rng(prep.study.inference.seed)

@@ -27,7 +27,9 @@ class _SpmBase:
         "c_rate": "C (1C = 5 A)",
         "t": "s",
     }
-    plausible: ClassVar[dict[str, tuple[float, float]]] = {"Voltage [V]": (0.0, 5.0)}  # a cell's terminal voltage; 3,700 means mV
+    plausible: ClassVar[dict[str, tuple[float, float]]] = {
+        "Voltage [V]": (0.0, 5.0)
+    }  # a cell's terminal voltage; 3,700 means mV
 
     def domain(self, conditions: dict[str, float]) -> dict[str, tuple[float, float]]:
         c_rate = conditions.get("c_rate", 1.0)
@@ -84,10 +86,11 @@ class SpmSurrogate(_SpmBase):
 
 
 class SpmReference(_SpmBase):
-    """PyBaMM's SPM; NumPy only (no JAX path: NUTS on the reference is not offered here)."""
+    """PyBaMM's SPM (its JAX path gives values, not gradients)."""
 
     name = "battery.spm:reference"
     card = None
+    differentiable = False
 
     def domain(self, conditions):
         box = super().domain(conditions)
@@ -107,6 +110,23 @@ class SpmReference(_SpmBase):
         return {"Voltage [V]": spm_reference.solve_many(t_s, rows, threads=os.cpu_count() or 1)}
 
     def jax_forward(self, t_s, **values):
-        raise NotImplementedError(
-            "battery.spm:reference has no JAX path; use the surrogate with a correction"
-        )
+        """PyBaMM inside JAX for values only (``jax.pure_callback``; a vmap becomes one
+        list-of-inputs solve). Enough for importance weights and a delayed-acceptance chain; a
+        gradient raises, so NUTS on the reference is not offered."""
+        import jax
+        import jax.numpy as jnp
+
+        t = np.asarray(t_s, float)
+        names = spm_reference.INPUTS
+
+        def host(*columns):
+            columns = np.broadcast_arrays(*(np.asarray(c, float) for c in columns))
+            rows = [
+                dict(zip(names, row, strict=True)) for row in zip(*(c.ravel() for c in columns), strict=True)
+            ]
+            volts = spm_reference.solve_many(t, rows, threads=os.cpu_count() or 1)
+            return volts.reshape(columns[0].shape + (len(t),))
+
+        args = [jnp.asarray(values[k], jnp.float64) for k in names]
+        shape = jax.ShapeDtypeStruct(jnp.broadcast_shapes(*(a.shape for a in args)) + (len(t),), jnp.float64)
+        return {"Voltage [V]": jax.pure_callback(host, shape, *args, vmap_method="broadcast_all")}

@@ -97,6 +97,7 @@ def solve_many(t_s, values: list[dict], threads: int = 1, chunk: int = 256) -> n
     for start in range(0, len(values), chunk):
         inputs = [_inputs(v) for v in values[start : start + chunk]]
         sols = sim.solve([0.0, max(float(t.max()), 1.0)], inputs=inputs, t_interp=t)
+        sols = sols if isinstance(sols, list) else [sols]  # PyBaMM unwraps a list of one
         rows.extend(np.asarray(s["Voltage [V]"](t)) for s in sols)
     return np.stack(rows)
 

@@ -103,3 +103,23 @@ def test_network_hands_over_smoothly_to_the_steady_solution(shipped):
     f = particle.surface(np, network_fn(np, weights, n_layers), tau)
     slope = np.diff(f) / np.diff(tau)
     assert np.abs(np.diff(slope)).max() < 1e-3  # no kink: 3 + the decaying transient, smoothly
+
+
+def test_reference_inside_jax_gives_pybamms_values_batched():
+    import jax
+    import jax.numpy as jnp
+
+    from surrogates.battery.spm_models import SpmReference
+
+    ref = SpmReference()
+    t = np.linspace(0.0, 2000.0, 21)
+    single = ref.numpy_forward(t, **VALUES)["Voltage [V]"]
+
+    def curve(scale):
+        return ref.jax_forward(t, **{**VALUES, "positive_diffusivity_scale": scale})["Voltage [V]"]
+
+    batch = np.asarray(jax.jit(jax.vmap(curve))(jnp.array([0.3, 3.0])))  # one list-of-inputs solve
+    np.testing.assert_allclose(batch[0], single, rtol=0, atol=1e-9)
+    assert np.abs(batch[1] - single).max() > 1e-2  # the scale reached PyBaMM
+    with pytest.raises(Exception, match="(?i)jvp|differentiat"):
+        jax.grad(lambda s: curve(s).sum())(0.3)
