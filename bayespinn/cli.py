@@ -163,6 +163,13 @@ def cmd_check_calibration(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from bayespinn.compare_report import compare_runs
+
+    print(f"wrote {compare_runs([Path(r) for r in args.runs], Path(args.out))}")
+    return 0
+
+
 def cmd_surrogates(args) -> int:
     from surrogates.registry import load, names
 
@@ -256,6 +263,18 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", help="also write the result to this JSON file")
     cal.add_argument("--quiet", action="store_true")
     cal.set_defaults(func=cmd_check_calibration)
+
+    rep = sub.add_parser(
+        "report",
+        help="overlay and tabulate the posteriors of several runs in one HTML page",
+        description="Compare run directories written by `calibrate`: a table of the runs, the marginal "
+        "posteriors overlaid, and mean, sd, 90 % interval, shift in baseline sds and sd ratio per "
+        "parameter against the first run (the baseline). With one RUN the page shows that run alone; "
+        "its full report is RUN/report.html.",
+    )
+    rep.add_argument("runs", nargs="*", metavar="RUN", help="run directories; the first is the baseline")
+    rep.add_argument("--out", default="comparison.html", help="HTML file to write (default: %(default)s)")
+    rep.set_defaults(func=cmd_report)
 
     sur = sub.add_parser("surrogates", help="list surrogates with domains and errors")
     sur.set_defaults(func=cmd_surrogates)
