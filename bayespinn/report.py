@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 __all__ = ["write_report"]
 
 BAND_PROB = 0.9
+_ENSEMBLES = ("eki", "esmda")
 _COLUMNS = {
     "mean": "mean",
     "sd": "sd",
@@ -90,6 +91,8 @@ def write_report(
             _surrogate_section(meta),
             _engine_section(idata, meta),
             _trace_section(idata, meta),
+            _rank_section(idata, meta),
+            _prior_posterior_section(idata, meta),
             _pair_section(idata, meta),
             _predictive_section(idata, meta),
             _metadata_section(idata, meta),
@@ -177,15 +180,9 @@ def _shape_section(idata: az.InferenceData, meta: dict) -> str:
     """How much the data taught (prior sd → posterior sd) and how the parameters trade off."""
     names = _parameters(idata, meta)
     post = {n: idata.posterior[n].values.ravel() for n in names}
-    prior = idata.get("prior")
-    rows = []
-    for n in names:
-        prior_sd = float(np.std(prior[n].values)) if prior is not None and n in prior else np.nan
-        shrink = 1 - np.var(post[n]) / prior_sd**2 if np.isfinite(prior_sd) and prior_sd > 0 else np.nan
-        rows.append((n, prior_sd, float(np.std(post[n])), shrink))
     learn = "".join(
         f"<tr><td>{_e(n)}</td><td>{_e(_fmt(a))}</td><td>{_e(_fmt(b))}</td><td>{_e(_fmt(c, 4))}</td></tr>"
-        for n, a, b, c in rows
+        for n, (a, b, c) in ((n, _shrinkage(idata, n)) for n in names)
     )
     corr = np.corrcoef(np.stack([post[n] for n in names])) if len(names) > 1 else np.ones((1, 1))
     head = "".join(f"<th>{_e(n)}</th>" for n in names)
@@ -287,7 +284,7 @@ def _validation(validation: dict) -> str:
 
 
 def _trace_section(idata: az.InferenceData, meta: dict) -> str:
-    if idata.posterior.attrs.get("engine") in ("eki", "esmda"):
+    if idata.posterior.attrs.get("engine") in _ENSEMBLES:
         return "<h2>Trace plots</h2><p>An ensemble's members are not a chain: no trace to show.</p>"
     units = meta.get("units") or {}
     figures = []
@@ -304,6 +301,61 @@ def _trace_section(idata: az.InferenceData, meta: dict) -> str:
             )
         )
     return "<h2>Trace plots</h2>" + "".join(figures)
+
+
+def _rank_section(idata: az.InferenceData, meta: dict) -> str:
+    """Rank plots: chains that sample the same distribution give flat, overlapping rank histograms."""
+    if idata.posterior.attrs.get("engine") in (*_ENSEMBLES, "svi"):
+        return ""  # ensemble members and SVI draws are independent: no chains to compare
+    units = meta.get("units") or {}
+    figures = []
+    for name in _parameters(idata, meta):
+        with _arviz_quiet():
+            ax = np.ravel(az.plot_rank(idata, var_names=[name], figsize=(7, 3)))[0]
+        label = _with_unit(name, units.get(name))
+        ax.set_title(label)
+        ax.set_xlabel(f"Rank of {label} over all chains")
+        figures.append(_figure(ax.figure, f"Rank plot of {label}: one histogram per chain; flat if mixed."))
+    return '<h2 id="rank-plots">Rank plots</h2>' + "".join(figures)
+
+
+def _prior_posterior_section(idata: az.InferenceData, meta: dict) -> str:
+    prior = idata.get("prior")
+    parts = ['<h2 id="prior-posterior">Prior and posterior</h2>']
+    for name in _parameters(idata, meta):
+        if prior is None or name not in prior:
+            parts.append(f"<p>{_e(name)}: no prior draws in the run, nothing to compare.</p>")
+            continue
+        label = _with_unit(name, (meta.get("units") or {}).get(name))
+        truth = (meta.get("truth") or {}).get(name)
+        truth = float(truth) if _is_number(truth) and np.isfinite(truth) else None
+        shrink = _fmt(_shrinkage(idata, name)[2], 4)
+        fig = _prior_posterior_figure(prior[name].values.ravel(), idata.posterior[name].values.ravel(), truth)
+        fig.axes[0].set_xlabel(label)
+        fig.axes[0].set_title(f"{name}: shrinkage {shrink}")
+        caption = f"Prior draws (grey) and posterior density (blue) of {label}; shrinkage {shrink}" + (
+            "; truth dashed." if truth is not None else "."
+        )
+        parts.append(_figure(fig, caption))
+    return "".join(parts)
+
+
+def _prior_posterior_figure(prior: np.ndarray, post: np.ndarray, truth: float | None = None):
+    """Prior histogram and posterior KDE; log x when the prior spans more than two decades."""
+    log = bool(np.all(prior > 0) and np.quantile(prior, 0.99) > 100 * np.quantile(prior, 0.01))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bins = np.geomspace(prior.min(), prior.max(), 40) if log else 40
+    ax.hist(prior, bins=bins, density=True, color="grey", alpha=0.4, label="prior")
+    if np.ptp(post) > 0:
+        ax.plot(*az.kde(post), color="tab:blue", label="posterior")
+    else:
+        ax.axvline(post[0], color="tab:blue", label="posterior")
+    if truth is not None:
+        ax.axvline(truth, color="tab:red", ls="--", label="truth")
+    ax.set_xscale("log" if log else "linear")
+    ax.set_ylabel("Density")
+    ax.legend(loc="best", fontsize="small")
+    return fig
 
 
 def _engine_section(idata: az.InferenceData, meta: dict) -> str:
@@ -444,6 +496,15 @@ def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _shrinkage(idata: az.InferenceData, name: str) -> tuple[float, float, float]:
+    """Prior sd, posterior sd and shrinkage 1 − posterior var / prior var (NaN without prior draws)."""
+    post = idata.posterior[name].values.ravel()
+    prior = idata.get("prior")
+    prior_sd = float(np.std(prior[name].values)) if prior is not None and name in prior else np.nan
+    shrink = 1 - np.var(post) / prior_sd**2 if np.isfinite(prior_sd) and prior_sd > 0 else np.nan
+    return prior_sd, float(np.std(post)), shrink
 
 
 def _parameters(idata: az.InferenceData, meta: dict) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayespinn.report import _predictive_figure, band_coverage, write_report
+from bayespinn.report import _predictive_figure, _prior_posterior_figure, band_coverage, write_report
 
 ANGLE = "Angle [rad]"
 TIME_S = np.linspace(0.0, 10.0, 50)
@@ -235,3 +235,65 @@ def test_flags_appear_in_the_verdict_box(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "Check before use" in text and "upper bound 1" in text
     assert text.index("Check before use") < text.index("<h2>Posterior</h2>")
+
+
+def _section(text: str, anchor: str) -> str:
+    """The report from ``<h2 id="anchor">`` up to the next ``<h2``."""
+    start = text.index(f'<h2 id="{anchor}">')
+    end = text.find("<h2", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _write_idata(tmp_path, idata: az.InferenceData, truth: dict | None = None) -> str:
+    path = write_report(tmp_path / "r.html", idata, _table(idata, truth), _diagnostics([]), _meta(truth))
+    return path.read_text(encoding="utf-8")
+
+
+def test_mcmc_report_has_one_rank_plot_per_parameter(report):
+    section = _section(report, "rank-plots")
+    assert section.count("data:image/png;base64,") == 2
+    for label in ("m [p.u.·s²/rad]", "d [p.u.·s/rad]"):
+        assert f"<figcaption>Rank plot of {html.escape(label)}:" in section
+    assert report.index("<h2>Trace plots</h2>") < report.index('<h2 id="rank-plots">')
+
+
+@pytest.mark.parametrize("engine", ["eki", "svi"])
+def test_ensemble_and_svi_reports_have_no_rank_plots(tmp_path, engine):
+    idata = _idata()
+    idata.posterior.attrs["engine"] = engine
+    text = _write_idata(tmp_path, idata)
+    assert "Rank plot" not in text
+    assert '<h2 id="prior-posterior">' in text
+
+
+def test_prior_posterior_shows_each_parameter_with_the_table_shrinkage(report):
+    learned = report[report.index("What the data taught") : report.index("Posterior correlations")]
+    section = _section(report, "prior-posterior")
+    assert section.count("data:image/png;base64,") == 2
+    for name, label in (("m", "m [p.u.·s²/rad]"), ("d", "d [p.u.·s/rad]")):
+        shrink = re.search(rf"<tr><td>{name}</td>(?:<td>[^<]*</td>){{2}}<td>([^<]*)</td></tr>", learned)
+        assert shrink and shrink.group(1).startswith("0.9"), learned
+        caption = f"of {html.escape(label)}; shrinkage {shrink.group(1)}; truth dashed.</figcaption>"
+        assert caption in section, section[-800:]
+
+
+def test_prior_posterior_without_prior_draws_says_so(tmp_path):
+    full = _idata()
+    idata = az.InferenceData(**{g: full[g] for g in full.groups() if g != "prior"})
+    section = _section(_write_idata(tmp_path, idata), "prior-posterior")
+    assert "data:image/png" not in section
+    assert "m: no prior draws in the run" in section and "d: no prior draws in the run" in section
+
+
+@pytest.mark.parametrize(
+    ("prior", "scale"), [(np.exp(np.linspace(-7.0, 2.0, 500)), "log"), (np.linspace(0.1, 1.0, 500), "linear")]
+)
+def test_prior_posterior_figure_uses_log_x_for_priors_over_decades(prior, scale):
+    post = np.random.default_rng(3).normal(0.5, 0.01, 400)
+    fig = _prior_posterior_figure(prior, post, truth=0.5)
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xscale() == scale
+        assert any(line.get_linestyle() == "--" for line in ax.lines)
+    finally:
+        plt.close(fig)
