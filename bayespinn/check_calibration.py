@@ -40,10 +40,12 @@ def check_calibration(study, trials: int = 20, seed: int = 0, progress: bool = F
     truths, inside, ranks = [], {n: np.zeros(len(LEVELS), int) for n in names}, {n: [] for n in names}
     for trial in range(trials):
         truth, sigma = _draw(prep, rng)
-        clean = ref.numpy_forward(prep.data.time_s, **study.conditions, **truth)
+        trial_prep = _with_record(prep, ref, truth)
+        times = trial_prep.data.time_s
+        clean = ref.numpy_forward(times, **study.conditions, **truth)
         values = {k: clean[k] + sigma[k] * rng.standard_normal(len(clean[k])) for k in prep.data.values}
-        data = Measurements(prep.data.path, prep.data.time_s, values)
-        idata, _, _ = sample(dataclasses.replace(prep, data=data), progress=False)
+        data = Measurements(prep.data.path, times, values)
+        idata, _, _ = sample(dataclasses.replace(trial_prep, data=data), progress=False)
         for name in names:
             draws = idata.posterior[name].values.ravel()
             inside[name] += [_inside(draws, truth[name], level) for level in LEVELS]
@@ -52,6 +54,23 @@ def check_calibration(study, trials: int = 20, seed: int = 0, progress: bool = F
         if progress:
             log.info("trial %d/%d: %s", trial + 1, trials, {k: round(v, 6) for k, v in truth.items()})
     return _verdict(names, trials, inside, ranks, truths)
+
+
+def _with_record(prep, ref, truth: dict):
+    """The study as it stands, or, for a system whose record ends where the system says (a
+    battery's at its cut-off), the study on that truth's own record at the data's sampling
+    interval: a cell that cuts off early has no voltage to record after it."""
+    record = getattr(ref, "default_times", None)
+    if record is None:
+        return prep
+    from bayespinn.pipeline import _forward
+    from inference.model import build_model
+
+    step = float(np.median(np.diff(prep.data.time_s)))
+    times = record(dt_s=step, **prep.study.conditions, **truth)
+    data = dataclasses.replace(prep.data, time_s=times, values={k: times * 0.0 for k in prep.data.values})
+    model = build_model(_forward(prep.model, prep.study, data), prep.spec)
+    return dataclasses.replace(prep, data=data, numpyro_model=model)
 
 
 def _draw(prep, rng) -> tuple[dict, dict]:

@@ -46,9 +46,9 @@ class _SpmBase:
         """Columns a synthetic record carries besides time and the observables."""
         return {"Current [A]": np.full(len(t_s), chen2020.CAPACITY_AH * values["c_rate"])}
 
-    def default_times(self, **values) -> np.ndarray:
-        """A cycler's record: every 10 s up to the 2.5 V cut-off (PyBaMM's)."""
-        times, _, _ = spm_reference.window(**values)
+    def default_times(self, dt_s: float = 10.0, **values) -> np.ndarray:
+        """A cycler's record: every ``dt_s`` up to the 2.5 V cut-off (PyBaMM's)."""
+        times, _, _ = spm_reference.window(dt_s=dt_s, **values)
         return times
 
 
