@@ -1,10 +1,10 @@
 """The ``battery.spm`` PINN: the particle network's training problem, and its error checks.
 
-The network learns N in F = lead + τ·N (see ``particle``) from the diffusion residual and the
-surface-flux condition alone; no solver output enters its loss. Written in s = √τ the residual
-of H = τ·N = s²·N is free of the early-time singularity:
+The network learns N in F = lead + τ·M, M = planar + N (see ``particle``), from the diffusion
+residual and the surface-flux condition alone; no solver output enters its loss. Written in
+s = √τ the residual of H = τ·M = s²·M is free of the early-time singularity:
 
-    N + (s/2)·N_s − s²·(N_r̃r̃ + (2/r̃)·N_r̃) = 0,        s·N_r̃(1, s) = deficit(s)/s,
+    M + (s/2)·M_s − s²·(M_r̃r̃ + (2/r̃)·M_r̃) = 0,        s·M_r̃(1, s) = deficit(s)/s,
 
 where deficit(s) = 1 − ∂F_lead/∂r̃ at the surface (→ 2s/√π as s → 0).
 """
@@ -241,7 +241,7 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int) ->
         "observables": ["Voltage [V]"],
         "training": {
             "config": config.to_dict(),
-            "loss": "mean (N + s/2·N_s − s²·ΔN)² + mean (s·N_r(1, s) − deficit(s)/s)²",
+            "loss": "mean (M + s/2·M_s − s²·ΔM)² + mean (s·M_r(1, s) − deficit(s)/s)², M = planar + N",
             "mix": "physics residual and surface-flux condition only; no solver data",
             "wall_time_s": round(record["wall_time_s"], 1),
             "final_loss": next((h for h in reversed(record["history"]) if "loss" in h), None),
