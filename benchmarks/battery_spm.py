@@ -22,9 +22,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 # Run from a checkout without installing: the repository root must win on the path.
@@ -40,6 +38,7 @@ numpyro.enable_x64()  # before JAX starts its backend: float64 everywhere, as Py
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_timing import per_call_s, run, sig
 
 from surrogates import registry
 from surrogates.battery import chen2020, spm_reference
@@ -56,32 +55,11 @@ def _log(msg: str) -> None:
     print(f"[bench battery_spm] {msg}", file=sys.stderr, flush=True)
 
 
-def _sig(x: float, digits: int = 4) -> float:
-    return float(f"{float(x):.{digits}g}")
-
-
-def _run(fn, number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        jax.block_until_ready(fn())  # no-op on NumPy results; waits for JAX's async dispatch
-    return time.perf_counter() - t0
-
-
-def _per_call_s(fn, repeats: int, min_s: float) -> float:
-    """Median over ``repeats`` of the mean seconds per call; each repeat lasts at least ``min_s``
-    so that calls of microseconds are not lost in timer resolution."""
-    number, elapsed = 1, _run(fn, 1)
-    while elapsed < min_s:
-        number = max(2 * number, int(1.2 * number * min_s / max(elapsed, 1e-9)))
-        elapsed = _run(fn, number)
-    return statistics.median([elapsed / number] + [_run(fn, number) / number for _ in range(repeats - 1)])
-
-
 def _compare(sur_s: float, pybamm_s: float, **more) -> dict:
     return {
-        "surrogate_s": _sig(sur_s),
-        "pybamm_s": _sig(pybamm_s),
-        "ratio": _sig(pybamm_s / sur_s, 3),
+        "surrogate_s": sig(sur_s),
+        "pybamm_s": sig(pybamm_s),
+        "ratio": sig(pybamm_s / sur_s, 3),
         **more,
     }
 
@@ -136,23 +114,23 @@ def forward_one(fwd, t, timing) -> dict:
     sur = jax.jit(fwd)
     args = (jnp.asarray(1.0), jnp.asarray(1.0))
     first = {  # PyBaMM's first call builds and compiles spm_reference's cached simulation
-        "surrogate": _run(lambda: sur(*args), 1),
-        "pybamm": _run(lambda: spm_reference.solve(t, **TRUTH), 1),
+        "surrogate": run(lambda: sur(*args), 1),
+        "pybamm": run(lambda: spm_reference.solve(t, **TRUTH), 1),
     }
     sims = {"output_variables": _pybamm_sim(output_variables=(V,)), "default_mesh": _pybamm_sim(fine=False)}
     variants = {"spm_reference": lambda: spm_reference.solve(t, **TRUTH)[V]}
     variants |= {k: lambda sim=sim: _pybamm_solve(sim, t, TRUTH) for k, sim in sims.items()}
-    sur_s = _per_call_s(lambda: sur(*args), **timing)
-    s = {k: _per_call_s(f, **timing) for k, f in variants.items()}
+    sur_s = per_call_s(lambda: sur(*args), **timing)
+    s = {k: per_call_s(f, **timing) for k, f in variants.items()}
     coarse_err = np.abs(variants["default_mesh"]() - variants["spm_reference"]())
     return _compare(
         sur_s,
         s["spm_reference"],
         pybamm_s_is="spm_reference.solve (full state returned, voltage interpolated at t)",
-        pybamm_by_variant_s={k: _sig(v) for k, v in s.items()},
-        ratio_by_variant={k: _sig(v / sur_s, 3) for k, v in s.items()},
-        default_mesh_max_abs_mV_vs_fine=_sig(1e3 * coarse_err.max(), 3),
-        first_call_s={k: _sig(v) for k, v in first.items()},
+        pybamm_by_variant_s={k: sig(v) for k, v in s.items()},
+        ratio_by_variant={k: sig(v / sur_s, 3) for k, v in s.items()},
+        default_mesh_max_abs_mV_vs_fine=sig(1e3 * coarse_err.max(), 3),
+        first_call_s={k: sig(v) for k, v in first.items()},
         note="first_call_s: surrogate tracing + XLA compilation; PyBaMM build + compile + first "
         "solve. The timed calls exclude both",
     )
@@ -174,20 +152,20 @@ def grad_one(fwd, t, y, timing) -> dict:
 
     for sim in sims.values():  # the first solve with sensitivities sets IDAKLU up again
         pybamm(sim)
-    s = {k: _per_call_s(lambda sim=sim: pybamm(sim), **timing) for k, sim in sims.items()}
+    s = {k: per_call_s(lambda sim=sim: pybamm(sim), **timing) for k, sim in sims.items()}
     grads = {
         "surrogate": [float(g) for g in sur(*args)[1]],
         **{k: list(pybamm(v)[1]) for k, v in sims.items()},
     }
     grads["pybamm_central_differences"] = _fd_grad(sims["full_state"], t, y, theta)
     return _compare(
-        _per_call_s(lambda: sur(*args), **timing),
+        per_call_s(lambda: sur(*args), **timing),
         min(s.values()),
-        pybamm_by_variant_s={k: _sig(v) for k, v in s.items()},
+        pybamm_by_variant_s={k: sig(v) for k, v in s.items()},
         pybamm_s_is="the faster variant (full state or output_variables)",
         loglik=f"-Σ (V(θ) − V_ref)² / (2·{SIGMA_V}²) over the curve's times; value and gradient "
         f"w.r.t. (positive_diffusivity_scale, negative_j0_scale) at {THETA}",
-        gradient={k: [_sig(x, 6) for x in v] for k, v in grads.items()},
+        gradient={k: [sig(x, 6) for x in v] for k, v in grads.items()},
     )
 
 
@@ -211,8 +189,8 @@ def batch(fwd, t, n: int, seed: int, timing) -> dict:
     args = (jnp.asarray(pd), jnp.asarray(j0))
     jax.block_until_ready(sur(*args))
     spm_reference.solve_many(t, rows[:2], threads=2)  # builds the 2-thread simulation
-    sur_s = _per_call_s(lambda: sur(*args), **timing)
-    pybamm_s = _per_call_s(lambda: spm_reference.solve_many(t, rows, threads=2), **{**timing, "repeats": 3})
+    sur_s = per_call_s(lambda: sur(*args), **timing)
+    pybamm_s = per_call_s(lambda: spm_reference.solve_many(t, rows, threads=2), **{**timing, "repeats": 3})
     ref = spm_reference.solve_many(t, rows, threads=2)
     # Error only where PyBaMM is above its cut-off: past it the voltage plunges, data end there.
     err = np.where(ref >= chen2020.CUTOFF_V, np.abs(np.asarray(sur(*args)) - ref), 0.0).max(axis=1)
@@ -222,8 +200,8 @@ def batch(fwd, t, n: int, seed: int, timing) -> dict:
         n=n,
         params=f"log10 of both scales ~ U(-1, 1), numpy default_rng({seed}); c_rate 1",
         pybamm="spm_reference.solve_many: one list-of-inputs IDAKLU solve, 2 threads",
-        max_abs_mV_above_cutoff={k: _sig(1e3 * f(err), 3) for k, f in _STATS.items()},
-        worst={k: _sig(v, 4) for k, v in rows[int(err.argmax())].items()},
+        max_abs_mV_above_cutoff={k: sig(1e3 * f(err), 3) for k, f in _STATS.items()},
+        worst={k: sig(v, 4) for k, v in rows[int(err.argmax())].items()},
     )
 
 
@@ -236,8 +214,8 @@ def accuracy(fwd, t, y) -> dict:
         ref = y if name == "truth" else spm_reference.solve(t, **{**TRUTH, SCALES[0]: pd, SCALES[1]: j0})[V]
         err = np.abs(np.asarray(fwd(jnp.asarray(pd), jnp.asarray(j0))) - ref)
         out[name] = {
-            "max_abs_mV": _sig(1e3 * err.max(), 3),
-            "rmse_mV": _sig(1e3 * np.sqrt(np.mean(err**2)), 3),
+            "max_abs_mV": sig(1e3 * err.max(), 3),
+            "rmse_mV": sig(1e3 * np.sqrt(np.mean(err**2)), 3),
         }
     return out
 
@@ -253,7 +231,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": _sig(os.getloadavg()[0], 3),
+        "load_average_1min_at_start": sig(os.getloadavg()[0], 3),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_devices": [str(d) for d in jax.devices()],
@@ -302,7 +280,7 @@ def main(argv=None) -> int:
     _log(f"batch of {n}")
     report[f"batch_{n}"] = batch(fwd, t, n, args.seed, timing)
     report["accuracy"] = accuracy(fwd, t, y)  # after forward_one, whose first PyBaMM call builds
-    report["machine"] = {**host, "load_average_1min_at_end": _sig(os.getloadavg()[0], 3)}
+    report["machine"] = {**host, "load_average_1min_at_end": sig(os.getloadavg()[0], 3)}
     print(json.dumps(report, indent=2))
     return 0
 

@@ -24,9 +24,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 # Run from a checkout without installing: the repository root must win over any unrelated
@@ -45,6 +43,7 @@ numpyro.enable_x64()
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_timing import per_call_s, run, sig
 
 from surrogates.power import smib, smib_reference
 
@@ -60,37 +59,12 @@ def _log(msg: str) -> None:
     print(f"[bench smib] {msg}", file=sys.stderr, flush=True)
 
 
-def _sig(x: float, digits: int = 4) -> float:
-    return float(f"{float(x):.{digits}g}")
-
-
 # --- timing ---------------------------------------------------------------------------------
-
-
-def _run(fn, number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        jax.block_until_ready(fn())  # no-op on NumPy results; waits for JAX's async dispatch
-    return time.perf_counter() - t0
 
 
 def _first_call_s(fn) -> float:
     """Time of the first call: tracing and XLA compilation plus one run."""
-    return _run(fn, 1)
-
-
-def _per_call_s(fn, repeats: int, min_s: float) -> float:
-    """Median over ``repeats`` of the mean seconds per call, timeit-style.
-
-    Each repeat makes enough calls to last ``min_s``, so that calls of tens of microseconds are
-    not lost in timer resolution; a call slower than ``min_s`` is timed one at a time.
-    """
-    number, elapsed = 1, _run(fn, 1)
-    while elapsed < min_s:
-        number = max(2 * number, int(1.2 * number * min_s / max(elapsed, 1e-9)))
-        elapsed = _run(fn, number)
-    times = [elapsed / number] + [_run(fn, number) / number for _ in range(repeats - 1)]
-    return statistics.median(times)
+    return run(fn, 1)
 
 
 # --- the three forward models ---------------------------------------------------------------
@@ -137,7 +111,7 @@ def _fd_value_and_grad(m: float, d: float):
 
 
 def _ratios(fast_s: float, **others_s: float) -> dict[str, float]:
-    return {f"speedup_vs_{name}": _sig(s / fast_s, 3) for name, s in others_s.items()}
+    return {f"speedup_vs_{name}": sig(s / fast_s, 3) for name, s in others_s.items()}
 
 
 def forward_one(sur, dfx, timing) -> dict:
@@ -145,14 +119,14 @@ def forward_one(sur, dfx, timing) -> dict:
     sur_j, dfx_j = jax.jit(sur), jax.jit(dfx)
     first = {"surrogate": _first_call_s(lambda: sur_j(m, d)), "diffrax": _first_call_s(lambda: dfx_j(m, d))}
     s = {
-        "surrogate_s": _per_call_s(lambda: sur_j(m, d), **timing),
-        "solve_ivp_s": _per_call_s(lambda: _solve_ivp(DEMO["m"], DEMO["d"]), **timing),
-        "diffrax_s": _per_call_s(lambda: dfx_j(m, d), **timing),
+        "surrogate_s": per_call_s(lambda: sur_j(m, d), **timing),
+        "solve_ivp_s": per_call_s(lambda: _solve_ivp(DEMO["m"], DEMO["d"]), **timing),
+        "diffrax_s": per_call_s(lambda: dfx_j(m, d), **timing),
     }
     return {
-        **{k: _sig(v) for k, v in s.items()},
+        **{k: sig(v) for k, v in s.items()},
         **_ratios(s["surrogate_s"], solve_ivp=s["solve_ivp_s"], diffrax=s["diffrax_s"]),
-        "first_call_s": {k: _sig(v) for k, v in first.items()},
+        "first_call_s": {k: sig(v) for k, v in first.items()},
         "note": "first_call_s includes tracing and XLA compilation; the others exclude it",
     }
 
@@ -164,19 +138,19 @@ def grad_one(sur, dfx, timing) -> dict:
     first = {"surrogate": _first_call_s(lambda: sur_g(m, d)), "diffrax": _first_call_s(lambda: dfx_g(m, d))}
     fd = lambda: _fd_value_and_grad(DEMO["m"], DEMO["d"])
     s = {
-        "surrogate_s": _per_call_s(lambda: sur_g(m, d), **timing),
-        "diffrax_s": _per_call_s(lambda: dfx_g(m, d), **timing),
-        "solve_ivp_fd_s": _per_call_s(fd, **timing),
+        "surrogate_s": per_call_s(lambda: sur_g(m, d), **timing),
+        "diffrax_s": per_call_s(lambda: dfx_g(m, d), **timing),
+        "solve_ivp_fd_s": per_call_s(fd, **timing),
     }
     grads = {"surrogate": sur_g(m, d)[1], "diffrax": dfx_g(m, d)[1], "solve_ivp_fd": fd()[1]}
     return {
-        **{k: _sig(v) for k, v in s.items()},
+        **{k: sig(v) for k, v in s.items()},
         **_ratios(s["surrogate_s"], solve_ivp_fd=s["solve_ivp_fd_s"], diffrax=s["diffrax_s"]),
-        "first_call_s": {k: _sig(v) for k, v in first.items()},
+        "first_call_s": {k: sig(v) for k, v in first.items()},
         "loss": "sum over the 201 times of Angle [rad] squared; value and gradient w.r.t. (m, d)",
         "solve_ivp_fd_scheme": f"forward differences, 3 solves per gradient (1 base + 2 "
         f"perturbed; central would need 4), step {FD_STEP_REL:g}·|θ|",
-        "gradient_dL_dm_dL_dd": {k: [_sig(g, 6) for g in v] for k, v in grads.items()},
+        "gradient_dL_dm_dL_dd": {k: [sig(g, 6) for g in v] for k, v in grads.items()},
     }
 
 
@@ -196,17 +170,17 @@ def _batch(sur_v, dfx_v, ivp_one, n: int, n_loop: int, seed: int, timing) -> dic
         "surrogate": _first_call_s(lambda: sur_v(ms, ds)),
         "diffrax": _first_call_s(lambda: dfx_v(ms, ds)),
     }
-    loop_s = _per_call_s(_loop(ivp_one, ms_np[:n_loop], ds_np[:n_loop]), **timing)
+    loop_s = per_call_s(_loop(ivp_one, ms_np[:n_loop], ds_np[:n_loop]), **timing)
     s = {
-        "surrogate_s": _per_call_s(lambda: sur_v(ms, ds), **timing),
-        "diffrax_s": _per_call_s(lambda: dfx_v(ms, ds), **timing),
+        "surrogate_s": per_call_s(lambda: sur_v(ms, ds), **timing),
+        "diffrax_s": per_call_s(lambda: dfx_v(ms, ds), **timing),
         "solve_ivp_loop_s": loop_s * n / n_loop,
     }
     return {
         "n": n,
-        **{k: _sig(v) for k, v in s.items()},
+        **{k: sig(v) for k, v in s.items()},
         **_ratios(s["surrogate_s"], solve_ivp_loop=s["solve_ivp_loop_s"], diffrax=s["diffrax_s"]),
-        "first_call_s": {k: _sig(v) for k, v in first.items()},
+        "first_call_s": {k: sig(v) for k, v in first.items()},
         "solve_ivp_loop_timed_n": n_loop,
         "solve_ivp_loop_note": f"a Python loop timed on the first {n_loop} parameter sets and "
         f"scaled linearly to {n}",
@@ -255,12 +229,12 @@ def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int, chai
     min_ess = min(float(ess[k]) for k in ("m", "d"))
     post = mcmc.get_samples()
     return {
-        "wall_s": _sig(wall_s),
-        "min_ess_bulk": _sig(min_ess),
-        "ess_per_s": _sig(min_ess / wall_s),
+        "wall_s": sig(wall_s),
+        "min_ess_bulk": sig(min_ess),
+        "ess_per_s": sig(min_ess / wall_s),
         "divergences": int(np.sum(mcmc.get_extra_fields()["diverging"])),
         "chain_method": mcmc.chain_method,
-        "posterior_mean": {k: _sig(np.mean(post[k]), 5) for k in ("m", "d")},
+        "posterior_mean": {k: sig(np.mean(post[k]), 5) for k in ("m", "d")},
     }
 
 
@@ -278,8 +252,8 @@ def nuts(sur, dfx, warmup: int, samples: int, seed: int, chain_method: str) -> d
         "warmup": warmup,
         "samples": samples,
         **out,
-        "wall_speedup_vs_diffrax": _sig(out["diffrax"]["wall_s"] / out["surrogate"]["wall_s"], 3),
-        "ess_per_s_ratio_vs_diffrax": _sig(
+        "wall_speedup_vs_diffrax": sig(out["diffrax"]["wall_s"] / out["surrogate"]["wall_s"], 3),
+        "ess_per_s_ratio_vs_diffrax": sig(
             out["surrogate"]["ess_per_s"] / max(out["diffrax"]["ess_per_s"], 1e-300), 3
         ),
         "model": f"m ~ LogUniform(0.1, 1), d ~ Uniform(0.05, 0.5); Normal likelihood on {ANGLE} "
@@ -301,7 +275,7 @@ def machine() -> dict:
 
     return {
         "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": _sig(os.getloadavg()[0], 3),
+        "load_average_1min_at_start": sig(os.getloadavg()[0], 3),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
