@@ -43,7 +43,7 @@ def cmd_calibrate(args) -> int:
     if args.out:
         study = dataclasses.replace(study, output_dir=Path(args.out))
     _jax_setup(study.inference.chains)
-    _print_table(calibrate(study, progress=not args.quiet))
+    _print_table(calibrate(study, progress=not args.quiet, check_reference=args.check_reference))
     return 0
 
 
@@ -205,6 +205,12 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", help="run directory (default: the study's [output] dir)")
     for flag in ("chains", "warmup", "samples", "seed"):
         cal.add_argument(f"--{flag}", type=int)
+    cal.add_argument(
+        "--check-reference",
+        action="store_true",
+        help="re-run 200 posterior draws through the reference solver; report the difference and the "
+        "shift of each posterior mean it causes",
+    )
     cal.add_argument("--quiet", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 

@@ -235,12 +235,20 @@ def _json(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def calibrate(study: Study, progress: bool = True) -> Run:
-    """Check, sample, diagnose and write ``study.output_dir``; returns the run."""
+def calibrate(study: Study, progress: bool = True, check_reference: bool = False) -> Run:
+    """Check, sample, diagnose and write ``study.output_dir``; returns the run.
+
+    ``check_reference`` re-runs posterior draws through the reference solver and flags a
+    surrogate error that moves the posterior (``bayespinn.reference.check_reference``).
+    """
+    from bayespinn import reference
+
     lines: list[str] = []
     note = lines.append
     t0 = time.perf_counter()
     prep = prepare(study)
+    if check_reference:
+        reference.reference_of(prep)  # a study on the reference itself is refused before sampling
     note(
         f"study {study.path}; model {prep.model.name}; {len(prep.data.time_s)} times; "
         f"observables {', '.join(prep.data.values)}"
@@ -251,6 +259,12 @@ def calibrate(study: Study, progress: bool = True) -> Run:
     )
     idata, table, diagnostics = sample(prep, progress)
     note(f"sampling took {diagnostics['wall_time_s']:.1f} s; converged: {diagnostics['converged']}")
+    if check_reference:
+        check = reference.check_reference(prep, idata)
+        diagnostics["reference_check"] = check
+        diagnostics["flags"] = diagnostics.get("flags", []) + reference.reference_flags(check)
+        shifts = ", ".join(f"{k} {v:+.2f} sd" for k, v in check["mean_shift_in_sd"].items())
+        note(f"reference check: {check['draws']} draws through {check['reference']}; mean shifts {shifts}")
     for warning in diagnostics["warnings"]:
         note(f"warning: {warning}")
     note(f"total {time.perf_counter() - t0:.1f} s")

@@ -88,6 +88,7 @@ def write_report(
             _table_section(table, meta),
             _shape_section(idata, meta),
             _correction_section(diagnostics, meta),
+            _reference_check_section(diagnostics, meta),
             _surrogate_section(meta),
             _engine_section(idata, meta),
             _trace_section(idata, meta),
@@ -139,6 +140,8 @@ def _band(predictive_draws: ArrayLike, n_time: int, prob: float) -> np.ndarray:
 def _verdict_section(meta: dict, d: dict) -> str:
     ok = bool(d.get("converged"))
     head = "Converged — results can be trusted" if ok else "NOT converged — do not trust these results"
+    if ok and d.get("flags"):
+        head = "Converged — but the results can be trusted only after the checks below"
     items = "".join(f"<li>{_e(w)}</li>" for w in d.get("warnings") or [])
     numbers = [
         ("max R-hat", _fmt(d.get("max_rhat"), 3)),
@@ -235,6 +238,54 @@ def _correction_section(d: dict, meta: dict) -> str:
         + rows
         + "</table>"
     )
+
+
+def _reference_check_section(d: dict, meta: dict) -> str:
+    """``--check-reference``: surrogate − reference over posterior draws, and the mean shift it causes."""
+    c = d.get("reference_check")
+    if not c:
+        return ""
+    units = meta.get("units") or {}
+    rows = "".join(
+        f"<tr><td>{_e(obs)}</td><td>{_e(_fmt(r['rms']))}</td><td>{_e(_fmt(r['max_abs']))}</td>"
+        f"<td>{_e(_fmt(r['likelihood_sd']))}</td><td>{_e(_fmt(r['rms_in_likelihood_sd'], 3))}</td></tr>"
+        for obs, r in c["observables"].items()
+    )
+    shifts = "".join(
+        f"<tr><td>{_e(_with_unit(name, units.get(name)))}</td><td>{shift:+.2f}</td></tr>"
+        for name, shift in c["mean_shift_in_sd"].items()
+    )
+    figures = "".join(
+        _figure(
+            _difference_figure(obs, r),
+            f"{obs}: surrogate − reference over {c['draws']} posterior draws "
+            "(median and 5–95 % band), with ± the likelihood sd.",
+        )
+        for obs, r in c["observables"].items()
+    )
+    return (
+        f"<h2>Surrogate against the reference over the posterior</h2><p>{c['draws']} posterior draws "
+        f"solved again with <code>{_e(c['reference'])}</code> at the data times "
+        f"({_seconds(c.get('wall_time_s'))}).</p>"
+        "<table><tr><th>observable</th><th>RMS difference</th><th>max |difference|</th>"
+        f"<th>likelihood sd</th><th>RMS / sd</th></tr>{rows}</table>"
+        "<p>Estimated shift of each posterior mean caused by the difference, in posterior sds (first "
+        f"order; above {c['flag_above_sd']:g} the run is flagged):</p>"
+        f"<table><tr><th>parameter</th><th>shift [sd]</th></tr>{shifts}</table>{figures}"
+    )
+
+
+def _difference_figure(obs: str, r: dict):
+    time = np.asarray(r["time_s"])
+    fig, ax = plt.subplots(figsize=(8, 2.8), layout="constrained")
+    ax.fill_between(time, r["q05"], r["q95"], color="tab:orange", alpha=0.3, label="5–95 % of draws")
+    ax.plot(time, r["q50"], color="tab:orange", label="median")
+    for sign in (-1, 1):
+        ax.axhline(sign * r["likelihood_sd"], color="k", ls="--", lw=0.8)
+    ax.set_xlabel("Time [s]")
+    ax.set_ylabel(_label_in_unit_of("Surrogate − reference", obs))
+    ax.legend(loc="best", fontsize="small")
+    return fig
 
 
 def _surrogate_section(meta: dict) -> str:
@@ -469,8 +520,7 @@ def _predictive_figure(time: np.ndarray, observed: np.ndarray, draws: np.ndarray
     bottom.fill_between(time, lo - med, hi - med, color="tab:blue", alpha=0.25)
     bottom.axhline(0.0, color="tab:blue", lw=1)
     bottom.plot(time, observed - med, "o", color="k", ms=3)
-    unit = re.search(r"\[([^\]]*)\]\s*$", obs)
-    bottom.set_ylabel(f"Residual [{unit.group(1)}]" if unit else "Residual")
+    bottom.set_ylabel(_label_in_unit_of("Residual", obs))
     bottom.set_xlabel("Time [s]")
     return fig
 
@@ -564,6 +614,12 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _with_unit(name: str, unit: str | None) -> str:
     return f"{name} [{unit}]" if unit else str(name)
+
+
+def _label_in_unit_of(label: str, observable: str) -> str:
+    """``label`` with the unit in brackets that ends the observable's name, if it has one."""
+    unit = re.search(r"\[([^\]]*)\]\s*$", observable)
+    return f"{label} [{unit.group(1)}]" if unit else label
 
 
 def _is_number(value) -> bool:

@@ -17,5 +17,6 @@ def format_run(run) -> str:
         ),
     ]
     lines += [f"  warning: {w}" for w in d["warnings"]]
+    lines += [f"  check before use: {f}" for f in d.get("flags") or []]
     lines.append(f"report: {(run.dir / 'report.html').resolve()}")
     return "\n".join(lines)

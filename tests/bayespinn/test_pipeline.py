@@ -8,6 +8,7 @@ import pandas as pd
 
 from bayespinn.cli import main
 from bayespinn.pipeline import RUN_FILES, calibrate
+from bayespinn.reference import SHIFT_FLAG_SD
 from bayespinn.study import load_study
 from tests.bayespinn.helpers import write_study
 
@@ -56,3 +57,7 @@ def test_demo_recovers_the_truth(tmp_path, capsys):
     # (case_studies/power_smib/README.md measures this against the exact posterior).
     for name in ("m", "d"):
         assert abs(table.loc[name, "mean"] - table.loc[name, "truth"]) < 0.02 * table.loc[name, "truth"]
+    # ... and the demo says so: its reference check estimates that shift and flags it.
+    check = json.loads((out / "diagnostics.json").read_text())["reference_check"]
+    assert check["mean_shift_in_sd"]["d"] < -SHIFT_FLAG_SD
+    assert "check before use: d: the surrogate's error" in printed

@@ -235,6 +235,9 @@ def test_flags_appear_in_the_verdict_box(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "Check before use" in text and "upper bound 1" in text
     assert text.index("Check before use") < text.index("<h2>Posterior</h2>")
+    # A converged run with flags does not open with an unqualified "can be trusted".
+    assert "Converged — results can be trusted" not in text
+    assert "only after the checks below" in text
 
 
 def _section(text: str, anchor: str) -> str:
