@@ -17,6 +17,7 @@ import pandas as pd
 
 from bayespinn import checks
 from bayespinn.data import Measurements
+from bayespinn.domain_flags import domain_flags
 from bayespinn.errors import UserError
 from bayespinn.study import Study
 from inference.diagnostics import ESS_MIN, bound_flags, summary, verdict
@@ -117,7 +118,7 @@ def sample(prep: Prepared, progress: bool = True):
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
     bounds = {k: p.support() for k, p in prep.study.priors.items()}
-    diagnostics["flags"] = bound_flags(idata, bounds)
+    diagnostics["flags"] = bound_flags(idata, bounds) + domain_flags(prep, idata)
     engine = prep.study.inference.engine
     if engine in APPROXIMATE:
         diagnostics["approximation"] = APPROXIMATE[engine]

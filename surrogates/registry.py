@@ -71,10 +71,10 @@ def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, p
 
 def _smib_validate(path, n_points: int):
     from surrogates.pinn.card import load_weights
-    from surrogates.power.smib_pinn import WEIGHTS, validate_smib
+    from surrogates.power.smib_pinn import WEIGHTS, card_validation
 
     weights, card = load_weights(path or WEIGHTS)
-    return validate_smib(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+    return card_validation(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
 
 
 def _spm_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):

@@ -30,6 +30,8 @@ __all__ = [
     "encode",
     "hard_ic",
     "rhs",
+    "saddle_margin",
+    "slips",
     "to_observables",
 ]
 
@@ -123,6 +125,22 @@ def slips(angle, P, B) -> bool:
     """
     barrier = math.pi - math.asin(P / B)
     return bool((angle > barrier).any() or (angle < -math.pi - math.asin(P / B)).any())
+
+
+def saddle_margin(angle, P, B):
+    """How close a trajectory comes to slipping: rad between its angle and the nearer unstable
+    equilibrium (π − arcsin(P/B) above, −π − arcsin(P/B) below), over the last axis of ``angle``.
+
+    Near zero the trajectory creeps past the saddle, where it depends sharply on every input; the
+    surrogate's error there is measured separately (``smib_pinn.error_by_saddle_margin``).
+    """
+    import numpy as np
+
+    angle = np.asarray(angle)
+    shift = np.arcsin(np.asarray(P) / B)
+    above = np.pi - shift - angle.max(axis=-1)
+    below = angle.min(axis=-1) + np.pi + shift
+    return np.minimum(above, below)
 
 
 def domain_for(B: float) -> dict[str, tuple[float, float]]:

@@ -61,6 +61,29 @@ class SmibSurrogate(_SmibBase):
     def numpy_forward(self, t_s, **values):
         return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
 
+    def trust_flags(self, t_s, conditions: dict, draws: dict) -> list[str]:
+        """A flag when the posterior's trajectories come near slipping a pole, in a band of saddle
+        margin where the card measured the surrogate's p95 angle RMSE above twice that far from it."""
+        table = self.card["validation"].get("by_saddle_margin")
+        if not table:
+            return []
+        angle = self.numpy_forward_batch(t_s, conditions, draws)[smib.OBSERVABLES[0]]
+        B = conditions.get("B", smib.B_TRAIN)
+        margin = float(np.median(smib.saddle_margin(angle, conditions["P"], B)))
+        far = table["bins"][-1]["p95"]
+        for row in table["bins"]:
+            lo, hi = row["margin_rad"]
+            if margin < (math.inf if hi is None else hi):
+                if row.get("p95", math.inf) <= 2 * far:
+                    return []
+                return [
+                    f"the posterior's trajectories come within {margin:.2f} rad of the unstable equilibrium "
+                    f"(angle {math.pi - math.asin(conditions['P'] / B):.2f} rad): on held-out trajectories "
+                    f"{lo:g}–{hi:g} rad from it the surrogate's angle RMSE is {row['p95']:.2g} rad (p95) "
+                    f"against {far:.2g} rad farther away; check the run with --check-reference"
+                ]
+        return []
+
     def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
         """Observables (n, len(t_s)) at n parameter sets ({name: (n,)}), broadcast in one call."""
         columns = {k: np.asarray(v, float)[:, None] for k, v in values.items()}
