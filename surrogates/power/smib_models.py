@@ -76,12 +76,14 @@ class SmibSurrogate(_SmibBase):
             if margin < (math.inf if hi is None else hi):
                 if row.get("p95", math.inf) <= 2 * far:
                     return []
-                return [
+                saddle = math.pi - math.asin(conditions["P"] / B)
+                flag = (
                     f"the posterior's trajectories come within {margin:.2f} rad of the unstable equilibrium "
-                    f"(angle {math.pi - math.asin(conditions['P'] / B):.2f} rad): on held-out trajectories "
-                    f"{lo:g}–{hi:g} rad from it the surrogate's angle RMSE is {row['p95']:.2g} rad (p95) "
-                    f"against {far:.2g} rad farther away; check the run with --check-reference"
-                ]
+                    f"(angle {saddle:.2f} rad): on held-out trajectories {lo:g}–{hi:g} rad from it the "
+                    f"surrogate's angle RMSE is {row['p95']:.2g} rad (p95) against {far:.2g} rad farther "
+                    "away; check the run with --check-reference"
+                )
+                return [flag]
         return []
 
     def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
