@@ -200,7 +200,21 @@ def _meta(prep: Prepared) -> dict:
         "conditions": study.conditions,
         "study_path": str(study.path),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "versions": _versions(),
     }
+
+
+def _versions() -> str:
+    """The versions a run's numbers depend on, for the report's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("bayespinn", "numpyro", "jax", "arviz", "numpy", "scipy"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:  # pragma: no cover - all are install requirements
+            found.append(f"{package} not installed")
+    return ", ".join(found)
 
 
 def _write(prep: Prepared, idata, table, diagnostics, log_text: str) -> Path:

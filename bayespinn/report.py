@@ -303,7 +303,9 @@ def _surrogate_section(meta: dict) -> str:
         ("hardware", str(training.get("hardware", "—"))),
         ("wall time", _seconds(training.get("wall_time_s"))),
         ("training data", str(training.get("mix", "—"))),
+        ("reproduce", str(training.get("reproduce", "—"))),
     ]
+    trained += [("provenance", str(training["provenance"]))] if training.get("provenance") else []
     return (
         f"<h2>Surrogate</h2>{name}<h3>Trained domain</h3>{_key_values(domain)}"
         f"{_validation(card.get('validation') or {})}<h3>Training</h3>{_key_values(trained)}"
@@ -530,7 +532,7 @@ def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
     run = [(k, str(attrs.get(k, "—"))) for k in ("engine", "chains", "warmup", "samples", "seed")]
     settings = ("backend", "guide", "svi_steps", "learning_rate", "ensemble_size", "schedule", "inversion")
     run += [(k, str(attrs[k])) for k in (*settings, "forward_calls", "surrogate_error") if k in attrs]
-    run += [("machine", str(meta["machine"]))] if meta.get("machine") else []
+    run += [(k, str(meta[k])) for k in ("machine", "versions") if meta.get(k)]
     run.append(("study", str(meta.get("study_path", "—"))))
     units = meta.get("units") or {}
     conditions = [

@@ -35,6 +35,9 @@ def test_calibrate_writes_exactly_the_run_files(tmp_path):
     for name, truth in (("m", 0.4), ("d", 0.15)):
         assert abs(table.loc[name, "mean"] - truth) < 4 * table.loc[name, "sd"]
     np.testing.assert_allclose(idata.observed_data["Angle [rad]"].coords["time"], np.linspace(0, 20, 41))
+    from importlib.metadata import version
+
+    assert f"numpyro {version('numpyro')}, jax {version('jax')}" in (run.dir / "report.html").read_text()
 
 
 def test_rerun_replaces_the_previous_run(tmp_path):

@@ -22,7 +22,13 @@ CARD = {
         "design": "64 Sobol points",
         "rmse": {ANGLE: {"median": 0.01478, "p95": 0.07798, "max": 0.1398, "overall": 0.03477}},
     },
-    "training": {"hardware": "x86_64 CPU, 2 threads", "wall_time_s": 87.1, "mix": "physics + data"},
+    "training": {
+        "hardware": "x86_64 CPU, 2 threads",
+        "wall_time_s": 87.1,
+        "mix": "physics + data",
+        "reproduce": "bayespinn train power.smib",
+        "provenance": "resumed from step 1,500",
+    },
 }
 WARNINGS = [
     "R-hat 1.100 > 1.01: chains disagree; run more warmup or samples",
@@ -97,6 +103,7 @@ def _meta(truth: dict | None = None, card: dict | None = None) -> dict:
         "truth": truth,
         "conditions": {"B": 0.2, "P": 0.1},
         "study_path": "/studies/smib.toml",
+        "versions": "bayespinn 0.1.0, numpyro 0.19.0",
     }
 
 
@@ -152,6 +159,8 @@ def test_posterior_table_shows_units_and_truth(report):
 def test_surrogate_card_numbers_are_reported(report):
     for value in ("0.01478", "0.07798", "0.1398", "x86_64 CPU, 2 threads", "87.1 s", "[0.05, 0.5]"):
         assert value in report
+    assert "<td>reproduce</td><td>bayespinn train power.smib</td>" in report
+    assert "<td>provenance</td><td>resumed from step 1,500</td>" in report
 
 
 def test_run_metadata_is_reported(report):
@@ -163,6 +172,7 @@ def test_run_metadata_is_reported(report):
         ("seed", "7"),
         ("study", "/studies/smib.toml"),
         ("B", "0.2"),
+        ("versions", "bayespinn 0.1.0, numpyro 0.19.0"),
     ):
         assert f"<td>{key}</td><td>{value}</td>" in report
 
