@@ -27,10 +27,13 @@ import pandas as pd
 from matplotlib import MatplotlibDeprecationWarning
 from numpy.typing import ArrayLike
 
+from bayespinn.welltest import pressure_change
+
 __all__ = ["write_report"]
 
 BAND_PROB = 0.9
 _ENSEMBLES = ("eki", "esmda")
+_BOURDET_L = 0.2  # Bourdet smoothing window in ln t
 _COLUMNS = {
     "mean": "mean",
     "sd": "sd",
@@ -96,6 +99,7 @@ def write_report(
             _prior_posterior_section(idata, meta),
             _pair_section(idata, meta),
             _predictive_section(idata, meta),
+            _bourdet_section(idata, meta),
             _metadata_section(idata, meta),
         ]
     finally:
@@ -525,6 +529,52 @@ def _predictive_figure(time: np.ndarray, observed: np.ndarray, draws: np.ndarray
     bottom.set_ylabel(_label_in_unit_of("Residual", obs))
     bottom.set_xlabel("Time [s]")
     return fig
+
+
+def _bourdet_section(idata: az.InferenceData, meta: dict) -> str:
+    """Well tests: Δp and its Bourdet derivative on log-log axes, data against the posterior predictive."""
+    obs, conditions = "Pressure [psi]", meta.get("conditions") or {}
+    pp, od = idata.get("posterior_predictive"), idata.get("observed_data")
+    if pp is None or od is None or obs not in pp or obs not in od or "initial_pressure" not in conditions:
+        return ""
+    t_p = float(conditions.get("production_time") or 0.0)
+    data = od[obs]
+    t_h = np.asarray(data[data.dims[-1]].values, dtype=float) / 3600.0
+    keep = t_h > 0
+    draws = pp[obs].transpose("chain", "draw", ...).values.reshape(-1, t_h.size)
+    draws = draws[np.unique(np.linspace(0, len(draws) - 1, min(len(draws), 400)).astype(int))][:, keep]
+    t_h, p_i = t_h[keep], float(conditions["initial_pressure"])
+    dp, deriv = pressure_change(t_h, np.asarray(data.values, dtype=float)[keep], p_i, t_p, _BOURDET_L)
+    bands = [
+        np.quantile(v, [0.05, 0.5, 0.95], axis=0) for v in pressure_change(t_h, draws, p_i, t_p, _BOURDET_L)
+    ]
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for (lo, med, hi), color, name in zip(bands, ("tab:blue", "tab:red"), ("Δp", "derivative"), strict=True):
+        ax.fill_between(
+            t_h, lo, hi, where=(lo > 0) & (hi > 0), color=color, alpha=0.2, label=f"{name} 5–95 %"
+        )
+        ax.plot(t_h, np.where(med > 0, med, np.nan), color=color, label=f"{name} median")
+    ax.plot(t_h, np.where(dp > 0, dp, np.nan), "o", color="k", ms=4, label="Δp data")
+    ax.plot(
+        t_h, np.where(deriv > 0, deriv, np.nan), "^", mfc="none", color="k", ms=5, label="derivative data"
+    )
+    ax.set(xscale="log", yscale="log", ylabel="Δp and d(Δp)/d(ln t) [psi]")
+    ax.set_xlabel("Shut-in time Δt [h]" if t_p > 0 else "Time [h]")
+    what = f"Buildup after {t_p:g} h of production" if t_p > 0 else "Drawdown"
+    ax.set_title(f"{what}: Bourdet derivative (L = {_BOURDET_L:g} in ln t)")
+    ax.legend(loc="best", fontsize="small", ncols=2)
+    reference = (
+        "Δp = p(Δt) − p at the first shut-in point, derivative in Agarwal's equivalent time"
+        if t_p > 0
+        else f"Δp = {p_i:g} psi − p"
+    )
+    caption = (
+        f"{what}: {reference}; data (markers) and posterior-predictive median and 5–95 % band (lines). "
+        "A flat derivative is infinite-acting radial flow; its level gives k·h = 70.6·q·B·μ / level. "
+        "A doubling of the flat level is a sealing fault, and the later the rise, the farther the fault. "
+        "Points with Δp or derivative ≤ 0 are left out."
+    )
+    return '<h2 id="bourdet">Pressure derivative (Bourdet)</h2>' + _figure(fig, caption)
 
 
 def _metadata_section(idata: az.InferenceData, meta: dict) -> str:
