@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bayespinn.data import TIME, Measurements, column_values, load_measurements, read_table, split_column
+from bayespinn.data import UNITS, Measurements, column_values, load_measurements, read_table, split_column
 from bayespinn.errors import UserError
 from bayespinn.study import Study
 from inference.model import Noise
@@ -46,8 +46,9 @@ def check_names(study: Study, model: ForwardModel) -> None:
                 f"{study.path}: [conditions] {name}: also inferred under [parameters.{name}], "
                 "expected one or the other"
             )
+    defaults = getattr(model, "defaults", {})  # inputs with a documented default (a drawdown's t_p = 0)
     for name in (*model.parameters, *model.conditions):
-        if name not in study.priors and name not in study.conditions:
+        if name not in study.priors and name not in study.conditions and name not in defaults:
             raise UserError(
                 f"{study.path}: {name}: neither inferred nor given, expected "
                 f"[parameters.{name}] or {name} = ... under [conditions]"
@@ -102,9 +103,12 @@ def load_data(study: Study, model: ForwardModel, domain: dict) -> Measurements:
     lo, hi = domain["t"]
     t = data.time_s
     if t.min() < lo or t.max() > hi:
+        unit = split_column(data.time_column)[1]
+        per = UNITS[unit][1]  # seconds per unit of the file's column
         raise UserError(
-            f"{study.data_path}: column {TIME!r}: found times in [{t.min():g}, {t.max():g}] s, "
-            f"expected within [{lo:g}, {hi:g}] s, the domain of {model.name}"
+            f"{study.data_path}: column {data.time_column!r}: found times in [{t.min() / per:g}, "
+            f"{t.max() / per:g}] {unit}, expected within [{lo / per:g}, {hi / per:g}] {unit}, "
+            f"the domain of {model.name}"
         )
     _check_measured_columns(study, model)
     _check_plausible(study, model, data)
@@ -113,7 +117,10 @@ def load_data(study: Study, model: ForwardModel, domain: dict) -> Measurements:
 
 def _check_plausible(study: Study, model: ForwardModel, data: Measurements) -> None:
     """Observables outside what the system can produce are most often a unit mistake."""
-    for obs, (lo, hi) in getattr(model, "plausible", {}).items():
+    plausible = getattr(model, "plausible", {})
+    if callable(plausible):  # bounds that depend on the conditions (a well's initial pressure)
+        plausible = plausible(study.conditions)
+    for obs, (lo, hi) in plausible.items():
         y = data.values.get(obs)
         if y is None or (lo <= y.min() and y.max() <= hi):
             continue

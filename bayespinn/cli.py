@@ -181,10 +181,15 @@ def cmd_surrogates(args) -> int:
         if model.card:
             box = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in model.card["domain"].items())
             print(f"  trained domain: {box}")
-            for obs, s in model.card["validation"]["rmse"].items():
+            validation = model.card["validation"]
+            errors = dict(validation.get("rmse") or {})
+            errors.update(
+                {k: v for k, v in validation.items() if k.startswith("relative") and isinstance(v, dict)}
+            )
+            for what, s in errors.items():
+                kind = what if what.startswith("relative") else f"{what} RMSE"
                 print(
-                    f"  {obs} RMSE vs reference: median {s['median']:.2e}, p95 {s['p95']:.2e}, "
-                    f"max {s['max']:.2e}"
+                    f"  {kind} vs reference: median {s['median']:.2e}, p95 {s['p95']:.2e}, max {s['max']:.2e}"
                 )
         else:
             print("  reference solver: exact up to solver tolerance")

@@ -53,6 +53,7 @@ class Measurements:
     path: Path
     time_s: np.ndarray
     values: dict[str, np.ndarray]  # canonical column name -> values in its canonical unit
+    time_column: str = TIME  # the file's own time column (``Time [h]``), for messages
 
 
 def split_column(name: str) -> tuple[str, str | None]:
@@ -125,4 +126,4 @@ def load_measurements(path: str | Path, observables: list[str]) -> Measurements:
     time_name = next(c for c in frame.columns if split_column(str(c))[0] == "Time")
     _check_time(path, time_name, time_s)
     values = {obs: column_values(frame, path, obs) for obs in observables}
-    return Measurements(path=path, time_s=time_s, values=values)
+    return Measurements(path=path, time_s=time_s, values=values, time_column=str(time_name))

@@ -35,16 +35,19 @@ def condition_flags(conditions: dict, domain: dict, model_name: str) -> list[str
 
 
 def domain_flags(prep, idata, n_draws: int = 200) -> list[str]:
-    """Condition flags, and the model's own (``trust_flags``) over ``n_draws`` posterior draws."""
-    if prep.model.card is None:  # the reference solver has no trained domain
-        return []
-    flags = condition_flags(prep.study.conditions, prep.model.domain(prep.study.conditions), prep.model.name)
-    trust = getattr(prep.model, "trust_flags", None)
-    if trust is not None:
-        names = list(prep.study.priors)
-        draws = {k: idata.posterior[k].values.reshape(-1) for k in names}
-        pick = np.random.default_rng(0).choice(
-            len(draws[names[0]]), min(n_draws, len(draws[names[0]])), False
-        )
-        flags += trust(prep.data.time_s, prep.study.conditions, {k: v[pick] for k, v in draws.items()})
+    """Condition flags and the surrogate's own (``trust_flags``, over ``n_draws`` posterior draws),
+    and for any model what its posterior cannot say (``posterior_flags``, over all draws)."""
+    model, conditions = prep.model, prep.study.conditions
+    draws = {k: idata.posterior[k].values.reshape(-1) for k in prep.study.priors}
+    flags = []
+    if hasattr(model, "posterior_flags"):
+        bounds = {k: p.support() for k, p in prep.study.priors.items()}
+        flags += model.posterior_flags(prep.data.time_s, conditions, draws, bounds)
+    if model.card is None:  # the reference solver has no trained domain
+        return flags
+    flags += condition_flags(conditions, model.domain(conditions), model.name)
+    if hasattr(model, "trust_flags"):
+        n = len(next(iter(draws.values())))
+        pick = np.random.default_rng(0).choice(n, min(n_draws, n), replace=False)
+        flags += model.trust_flags(prep.data.time_s, conditions, {k: v[pick] for k, v in draws.items()})
     return flags

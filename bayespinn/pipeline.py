@@ -55,7 +55,11 @@ def prepare(study: Study) -> Prepared:
     domain = checks.check_domain(study, model)
     data = checks.load_data(study, model, domain)
     noise = checks.resolve_noise(study, data)
-    surrogate_sigma = model.validation_rmse() if study.inference.surrogate_error == "rmse" else {}
+    surrogate_sigma = {}
+    if study.inference.surrogate_error == "rmse":
+        # A surrogate whose error is relative (a well's pressure drop) gives one σ per reading.
+        by_reading = getattr(model, "surrogate_sd", None)
+        surrogate_sigma = by_reading(study.conditions, data.values) if by_reading else model.validation_rmse()
     spec = ModelSpec(
         priors=study.priors,
         observables=tuple(data.values),

@@ -243,4 +243,5 @@ def _likelihood_sd(prep, idata, observable: str) -> float:
     noise = prep.spec.noise[observable].sigma
     if noise is None:
         noise = float(idata.posterior[sigma_site(observable)].mean())
-    return float(np.hypot(noise, prep.spec.surrogate_sigma.get(observable, 0.0)))
+    total = np.hypot(noise, prep.spec.surrogate_sigma.get(observable, 0.0))
+    return float(np.sqrt(np.mean(np.square(total))))  # one number when σ varies per reading

@@ -317,13 +317,21 @@ def _surrogate_section(meta: dict) -> str:
 
 
 def _validation(validation: dict) -> str:
-    rmse = validation.get("rmse") or {}
-    if not rmse:
-        return "<h3>Validation</h3><p>No validation error in the card.</p>"
     stats = ("median", "p95", "max")
+    # Per-observable RMSEs, and relative errors where the card states them (a well's pressure drop).
+    rows_by_name = {obs: v for obs, v in (validation.get("rmse") or {}).items()}
+    rows_by_name.update(
+        {
+            k.replace("_", " "): v
+            for k, v in validation.items()
+            if k.startswith("relative") and isinstance(v, dict)
+        }
+    )
+    if not rows_by_name:
+        return "<h3>Validation</h3><p>No validation error in the card.</p>"
     rows = "".join(
         f"<tr><td>{_e(obs)}</td>" + "".join(f"<td>{_e(_fmt(v.get(s)))}</td>" for s in stats) + "</tr>"
-        for obs, v in rmse.items()
+        for obs, v in rows_by_name.items()
     )
     cutoff = validation.get("cutoff_time")
     cutoff_line = (
@@ -334,7 +342,7 @@ def _validation(validation: dict) -> str:
     )
     return (
         "<h3>Validation against the reference solver</h3>"
-        f"<p>RMSE per trajectory on the held-out design: {_e(validation.get('design', '—'))}</p>"
+        f"<p>Error per record on the held-out design: {_e(validation.get('design', '—'))}</p>"
         f"<table><tr><th>observable</th>{''.join(f'<th>{s}</th>' for s in stats)}</tr>{rows}</table>"
         f"{cutoff_line}"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayespinn.data import TIME
+from bayespinn.data import UNITS
 from bayespinn.errors import UserError
 from surrogates.registry import UnknownSurrogateError, load
 
@@ -44,25 +44,33 @@ def simulate(
     noise: float = 0.0,
     seed: int = 0,
     noise_sd: float | None = None,
+    span: tuple[float, int] | None = None,
 ) -> pd.DataFrame:
     """Reference trajectories with Gaussian noise: ``noise_sd`` in the observable's unit, or else
     ``noise`` as a fraction of each observable's range. ``time_s=None`` takes the system's own
-    record (a battery: every 10 s up to its cut-off)."""
+    record (a battery: every 10 s up to its cut-off), or ``span = (t_end_s, points)`` times up to
+    ``t_end_s`` (log-spaced from the system's ``first_time_s`` when it has one)."""
     model = _reference(system)
     needed = (*model.parameters, *model.conditions)
-    missing = [k for k in needed if k not in values]
+    missing = [k for k in needed if k not in values and k not in getattr(model, "defaults", {})]
     unknown = [k for k in values if k not in needed]
     if missing or unknown:
         raise UserError(
             f"simulate {system}: found {', '.join(values) or 'nothing'}, expected exactly "
             f"{', '.join(f'{k}=...' for k in needed)}"
         )
+    if time_s is None and span is not None:
+        # A system whose record starts after 0 (a well test, at 0.01 h) gets log-spaced times.
+        first = getattr(model, "first_time_s", 0.0)
+        t_end_s, points = span
+        time_s = np.geomspace(first, t_end_s, points) if first > 0 else np.linspace(0.0, t_end_s, points)
     if time_s is None:
         default = getattr(model, "default_times", None)
         time_s = default(**values) if default else np.linspace(0.0, 20.0, 201)
     clean = model.numpy_forward(time_s, **values)
     rng = np.random.default_rng(seed)
-    frame = {TIME: time_s}
+    unit = getattr(model, "time_unit", "s")  # the column's unit: hours for a well test
+    frame = {f"Time [{unit}]": np.asarray(time_s) / UNITS[unit][1]}
     if hasattr(model, "data_columns"):
         frame.update(model.data_columns(time_s, **values))
     for obs, y in clean.items():
@@ -83,7 +91,7 @@ def simulate_csv(
 ) -> Path:
     """Write the CSV atomically. Without ``t_end_s`` and ``points`` the system's own record is
     used; with either, ``points`` times on [0, t_end_s] (defaults 201 and 20 s)."""
-    times = None
+    span = None
     if t_end_s is not None or points is not None:
         t_end_s = 20.0 if t_end_s is None else t_end_s
         points = 201 if points is None else points
@@ -92,10 +100,10 @@ def simulate_csv(
                 f"simulate: found --points {points} --t-end {t_end_s}, expected ≥ 2 points "
                 "and a positive end time"
             )
-        times = np.linspace(0.0, t_end_s, points)
+        span = (t_end_s, points)
     if noise_sd is not None and noise_sd < 0:
         raise UserError(f"simulate: found --noise-sd {noise_sd}, expected a non-negative sd")
-    frame = simulate(system, values, times, noise, seed, noise_sd)
+    frame = simulate(system, values, None, noise, seed, noise_sd, span)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".csv.tmp")
     with os.fdopen(fd, "w") as fh:

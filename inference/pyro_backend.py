@@ -173,7 +173,7 @@ def build_pyro_model(torch_forward: Callable[[dict], dict], spec: ModelSpec):
     if spec.likelihood not in ("normal", "student_t"):
         raise ValueError(f"likelihood: found {spec.likelihood!r}, expected normal or student_t")
     priors = {name: prior_distribution(p) for name, p in spec.priors.items()}
-    surrogate_var = {obs: spec.surrogate_sigma.get(obs, 0.0) ** 2 for obs in spec.observables}
+    surrogate_var = {obs: _f64(np.square(spec.surrogate_sigma.get(obs, 0.0))) for obs in spec.observables}
     df = _f64(spec.student_df)
 
     def model(y: Mapping | None = None):

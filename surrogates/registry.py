@@ -37,11 +37,25 @@ def _spm_reference():
     return SpmReference()
 
 
+def _drawdown():
+    from surrogates.reservoir.drawdown_models import DrawdownSurrogate
+
+    return DrawdownSurrogate()
+
+
+def _drawdown_reference():
+    from surrogates.reservoir.drawdown_models import DrawdownReference
+
+    return DrawdownReference()
+
+
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
     "battery.spm": _spm,
     "battery.spm:reference": _spm_reference,
     "power.smib": _smib,
     "power.smib:reference": _smib_reference,
+    "reservoir.drawdown": _drawdown,
+    "reservoir.drawdown:reference": _drawdown_reference,
 }
 
 
@@ -98,5 +112,30 @@ def _spm_validate(path, n_points: int):
     return validate_spm(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
 
 
-TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train}
-VALIDATORS = {"battery.spm": _spm_validate, "power.smib": _smib_validate}
+def _drawdown_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+    import dataclasses
+
+    from surrogates.reservoir.drawdown_pinn import DRAWDOWN_CONFIG, train_drawdown
+
+    config = DRAWDOWN_CONFIG  # physics only already: no E1 values in the loss
+    if quick:
+        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5)
+    return train_drawdown(
+        dataclasses.replace(config, device=device), out=out, checkpoint=checkpoint, progress=progress
+    )
+
+
+def _drawdown_validate(path, n_points: int):
+    from surrogates.pinn.card import load_weights
+    from surrogates.reservoir.drawdown_pinn import WEIGHTS, validate_drawdown
+
+    weights, card = load_weights(path or WEIGHTS)
+    return validate_drawdown(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+
+
+TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train, "reservoir.drawdown": _drawdown_train}
+VALIDATORS = {
+    "battery.spm": _spm_validate,
+    "power.smib": _smib_validate,
+    "reservoir.drawdown": _drawdown_validate,
+}
