@@ -55,7 +55,7 @@ sigma = 0.5
 
 [inference]
 chains = 2
-warmup = 200
+warmup = 500
 samples = 200
 seed = 0
 
