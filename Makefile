@@ -35,3 +35,4 @@ case-study: install
 	$(BIN)/python case_studies/power_smib/compare.py
 	$(BIN)/python case_studies/engines/compare.py
 	$(BIN)/python case_studies/battery_spm/compare.py
+	$(BIN)/python case_studies/reservoir/compare.py
