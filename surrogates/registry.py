@@ -71,66 +71,67 @@ def load(name: str) -> ForwardModel:
     return loader()
 
 
-def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+def _smoke(config, **more):
+    """A smoke-sized run (``train --quick``): a minute on a CPU, far from the accuracy bar."""
     import dataclasses
 
+    return dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, **more)
+
+
+def _trained(train_fn, config, device: str, out, quick: bool, checkpoint, progress: bool, **more):
+    import dataclasses
+
+    config = dataclasses.replace(_smoke(config, **more) if quick else config, device=device)
+    return train_fn(config, out=out, checkpoint=checkpoint, progress=progress)
+
+
+def _validated(validate_fn, default_weights, path, n_points: int):
+    """``validate_fn`` on the weights at ``path`` (the shipped ones when None), and that path."""
+    from surrogates.pinn.card import load_weights
+
+    weights, card = load_weights(path or default_weights)
+    return validate_fn(weights, card["architecture"]["n_layers"], n_points=n_points), (
+        path or default_weights
+    )
+
+
+def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
     from surrogates.power.smib_pinn import PHYSICS_ONLY_CONFIG, SMIB_CONFIG, train_smib
 
     config = PHYSICS_ONLY_CONFIG if physics_only else SMIB_CONFIG
-    if quick:  # a smoke-sized run: a minute on a CPU, far from the accuracy bar
-        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, n_trajectories=50)
-    config = dataclasses.replace(config, device=device)
-    return train_smib(config, out=out, checkpoint=checkpoint, progress=progress)
+    return _trained(train_smib, config, device, out, quick, checkpoint, progress, n_trajectories=50)
 
 
 def _smib_validate(path, n_points: int):
-    from surrogates.pinn.card import load_weights
     from surrogates.power.smib_pinn import WEIGHTS, card_validation
 
-    weights, card = load_weights(path or WEIGHTS)
-    return card_validation(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+    return _validated(card_validation, WEIGHTS, path, n_points)
 
 
 def _spm_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
-    import dataclasses
-
     from surrogates.battery.spm_pinn import SPM_CONFIG, train_spm
 
-    config = SPM_CONFIG  # physics only already: the loss holds no solver data
-    if quick:
-        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5)
-    return train_spm(
-        dataclasses.replace(config, device=device), out=out, checkpoint=checkpoint, progress=progress
-    )
+    # Physics only already: the loss holds no solver data.
+    return _trained(train_spm, SPM_CONFIG, device, out, quick, checkpoint, progress)
 
 
 def _spm_validate(path, n_points: int):
     from surrogates.battery.spm_pinn import WEIGHTS, validate_spm
-    from surrogates.pinn.card import load_weights
 
-    weights, card = load_weights(path or WEIGHTS)
-    return validate_spm(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+    return _validated(validate_spm, WEIGHTS, path, n_points)
 
 
 def _drawdown_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
-    import dataclasses
-
     from surrogates.reservoir.drawdown_pinn import DRAWDOWN_CONFIG, train_drawdown
 
-    config = DRAWDOWN_CONFIG  # physics only already: no E1 values in the loss
-    if quick:
-        config = dataclasses.replace(config, adam_steps=100, lbfgs_steps=5)
-    return train_drawdown(
-        dataclasses.replace(config, device=device), out=out, checkpoint=checkpoint, progress=progress
-    )
+    # Physics only already: no E1 values in the loss.
+    return _trained(train_drawdown, DRAWDOWN_CONFIG, device, out, quick, checkpoint, progress)
 
 
 def _drawdown_validate(path, n_points: int):
-    from surrogates.pinn.card import load_weights
     from surrogates.reservoir.drawdown_pinn import WEIGHTS, validate_drawdown
 
-    weights, card = load_weights(path or WEIGHTS)
-    return validate_drawdown(weights, card["architecture"]["n_layers"], n_points=n_points), (path or WEIGHTS)
+    return _validated(validate_drawdown, WEIGHTS, path, n_points)
 
 
 TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train, "reservoir.drawdown": _drawdown_train}

@@ -11,18 +11,12 @@ from bayespinn.data import load_measurements
 from bayespinn.pipeline import calibrate
 from bayespinn.simulate import simulate
 from bayespinn.study import load_study
+from surrogates.reservoir import wells
 from surrogates.reservoir.drawdown_models import DrawdownSurrogate
+from tests.surrogates.test_reservoir import BUILDUP
 
-CONDITIONS = {
-    "rate": 250.0,
-    "fvf": 1.25,
-    "viscosity": 1.0,
-    "porosity": 0.2,
-    "total_compressibility": 1.5e-5,
-    "wellbore_radius": 0.354,
-    "thickness": 30.0,
-    "initial_pressure": 5000.0,
-}
+# The well and fluid of the issue's buildup, produced from the start (a drawdown).
+CONDITIONS = {k: v for k, v in BUILDUP.items() if k not in (*wells.PARAMETERS, "production_time")}
 TRUTH = {"permeability": 50.0, "fault_distance": 300.0, "skin": 5.0}
 
 STUDY = """
