@@ -37,40 +37,57 @@ def check_calibration(study, trials: int = 20, seed: int = 0, progress: bool = F
     ref = reference_of(prep, allow_reference=True)[0]
     rng = np.random.default_rng(seed)
     names = list(study.priors)
-    truths, inside, ranks = [], {n: np.zeros(len(LEVELS), int) for n in names}, {n: [] for n in names}
+    truths, runs = [], []
+    inside, ranks = {n: np.zeros(len(LEVELS), int) for n in names}, {n: [] for n in names}
     for trial in range(trials):
         truth, sigma = _draw(prep, rng)
-        trial_prep = _with_record(prep, ref, truth)
-        times = trial_prep.data.time_s
+        times = _record_times(prep, ref, truth)
         clean = ref.numpy_forward(times, **study.conditions, **truth)
         values = {k: clean[k] + sigma[k] * rng.standard_normal(len(clean[k])) for k in prep.data.values}
-        data = Measurements(prep.data.path, times, values)
-        idata, _, _ = sample(dataclasses.replace(trial_prep, data=data), progress=False)
+        idata, _, checks = sample(_on_data(prep, Measurements(prep.data.path, times, values)), progress=False)
         for name in names:
             draws = idata.posterior[name].values.ravel()
             inside[name] += [_inside(draws, truth[name], level) for level in LEVELS]
             ranks[name].append(sbc_ranks(np.array([truth[name]]), _thinned(draws)[None], seed=trial)[0])
         truths.append({**truth, **{f"sigma: {k}": v for k, v in sigma.items()}})
+        runs.append(_cost(checks))
         if progress:
             log.info("trial %d/%d: %s", trial + 1, trials, {k: round(v, 6) for k, v in truth.items()})
-    return _verdict(names, trials, inside, ranks, truths)
+    return {**_verdict(names, trials, inside, ranks, truths), "runs": runs}
 
 
-def _with_record(prep, ref, truth: dict):
-    """The study as it stands, or, for a system whose record ends where the system says (a
-    battery's at its cut-off), the study on that truth's own record at the data's sampling
-    interval: a cell that cuts off early has no voltage to record after it."""
+def _record_times(prep, ref, truth: dict) -> np.ndarray:
+    """The study's times, or, for a system whose record ends where the system says (a battery's
+    at its cut-off), that truth's own record at the data's sampling interval: a cell that cuts off
+    early has no voltage to record after it."""
     record = getattr(ref, "default_times", None)
     if record is None:
-        return prep
-    from bayespinn.pipeline import _forward
+        return prep.data.time_s
+    step = float(np.median(np.diff(prep.data.time_s)))
+    return record(dt_s=step, **prep.study.conditions, **truth)
+
+
+def _on_data(prep, data: Measurements):
+    """The prepared study on another record: the forward map at its times, and the correlated
+    error model's factors laid out on them."""
+    from bayespinn.pipeline import _error_factors, _forward
     from inference.model import build_model
 
-    step = float(np.median(np.diff(prep.data.time_s)))
-    times = record(dt_s=step, **prep.study.conditions, **truth)
-    data = dataclasses.replace(prep.data, time_s=times, values={k: times * 0.0 for k in prep.data.values})
-    model = build_model(_forward(prep.model, prep.study, data), prep.spec)
-    return dataclasses.replace(prep, data=data, numpyro_model=model)
+    spec = prep.spec
+    if spec.surrogate_factor:
+        spec = dataclasses.replace(spec, surrogate_factor=_error_factors(prep.model, prep.study, data))
+    model = build_model(_forward(prep.model, prep.study, data), spec)
+    return dataclasses.replace(prep, data=data, spec=spec, numpyro_model=model)
+
+
+def _cost(checks: dict) -> dict:
+    """What one trial's calibration cost and whether it converged."""
+    correction = checks.get("correction", {})
+    return {
+        "converged": bool(checks["converged"]),
+        "wall_time_s": float(checks["wall_time_s"]),
+        "reference_solves": int(correction.get("reference_solves", 0)),
+    }
 
 
 def _draw(prep, rng) -> tuple[dict, dict]:

@@ -87,6 +87,13 @@ def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dic
             f"{model.name!r}, which ships no validation residuals"
         )
     held_out = model.validation_residuals(study.conditions)
+    # Where the data's times lie on the curves' grid: the times themselves, or (a battery's
+    # curves are laid out over the fraction of discharge) the model's own clock.
+    grid_of = getattr(model, "residual_grid", None)
+    try:
+        at = grid_of(study.conditions, data.time_s, data.values) if grid_of else data.time_s
+    except ValueError as exc:
+        raise UserError(f"{data.path}: {exc}") from None
     box = model.domain(study.conditions)
     known = [k for k in held_out["inputs"] if k in study.conditions]
 
@@ -97,7 +104,7 @@ def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dic
     x = np.stack([scaled(k, held_out["inputs"][k]) for k in known], axis=1)
     weights = kernel_weights(x, np.array([scaled(k, study.conditions[k]) for k in known]))
     return {
-        obs: error_factor(held_out["residuals"][obs], held_out["times_s"], data.time_s, weights)
+        obs: error_factor(held_out["residuals"][obs], held_out["grid"], at, weights)
         for obs in data.values
     }
 

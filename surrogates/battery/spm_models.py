@@ -12,9 +12,14 @@ import numpy as np
 from surrogates.base import DomainError
 from surrogates.battery import chen2020, spm_reference
 from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL, WEIGHTS, predict
-from surrogates.pinn.card import load_weights
+from surrogates.pinn.card import load_residuals, load_weights
 
 __all__ = ["SpmReference", "SpmSurrogate"]
+
+# A record that ends below this voltage [V] ran into the end-of-discharge knee, where a cycler's
+# 10 s record stops one step before the 2.5 V cut-off: a cell whose positive particle saturates
+# (low diffusivity) drops from 3.3 V to 2.5 V within that step.
+KNEE_V = 3.4
 
 
 class _SpmBase:
@@ -56,8 +61,37 @@ class SpmSurrogate(_SpmBase):
     name = "battery.spm"
 
     def __init__(self, path: Path = WEIGHTS):
+        self._path = Path(path)
         self._weights, self.card = load_weights(path)
         self._n_layers = self.card["architecture"]["n_layers"]
+
+    def validation_residuals(self, conditions: dict) -> dict:
+        """The card's held-out residual curves over ``grid`` (T,), the fraction of each cell's
+        discharge (t / its own cut-off time): cells cut off at different times, and the error
+        follows the state of charge more than the clock. ``inputs`` {name: (K,)}, ``residuals``
+        {"Voltage [V]": (K, T)}."""
+        arrays = load_residuals(self._path, self.card)
+        inputs = {k: arrays[k] for k in DOMAIN}
+        return {
+            "grid": arrays["discharge_fraction"],
+            "inputs": inputs,
+            "residuals": {"Voltage [V]": arrays["residual: Voltage [V]"]},
+        }
+
+    def residual_grid(self, conditions: dict, t_s, values: dict) -> np.ndarray:
+        """Where a record's times lie on the residual curves' grid: t / the record's last time,
+        which for a cycler's record is its cut-off (to within one sampling step). A record that
+        stops before the end-of-discharge knee has no such clock, and is refused."""
+        t_s = np.asarray(t_s, float)
+        last_v = float(np.asarray(values["Voltage [V]"])[-1])
+        if last_v > KNEE_V:
+            raise ValueError(
+                f"Voltage [V]: the record ends at {last_v:.3f} V, expected it to run into the "
+                f"end-of-discharge knee (below {KNEE_V} V) towards the {chen2020.CUTOFF_V} V cut-off: "
+                "the correlated error model's curves are laid out over the discharge to cut-off; "
+                'use surrogate_error = "rmse"'
+            )
+        return t_s / t_s[-1]
 
     def validation_rmse(self) -> dict[str, float]:
         return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}

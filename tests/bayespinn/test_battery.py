@@ -159,3 +159,30 @@ def test_current_that_disagrees_with_c_rate(study: Path, record: pd.DataFrame, c
 def test_missing_current_column(study: Path, record: pd.DataFrame, capsys):
     record.drop(columns="Current [A]").to_csv(study.parent / "data.csv", index=False)
     _fails(study, capsys, "data.csv", "missing column 'Current [A]'")
+
+
+def test_correlated_error_refuses_a_record_stopped_before_the_knee(study: Path, record: pd.DataFrame, capsys):
+    study.write_text(STUDY.replace("seed = 1", 'seed = 1\nsurrogate_error = "correlated"'))
+    record[record["Voltage [V]"] > 3.5].to_csv(study.parent / "data.csv", index=False)
+    _fails(study, capsys, "data.csv", "Voltage [V]", "end-of-discharge knee", 'surrogate_error = "rmse"')
+
+
+def test_correlated_error_follows_each_record_to_its_cutoff(study: Path, record: pd.DataFrame):
+    # check-calibration's records end at each truth's own cut-off: the error factor is laid out
+    # again on each, so a longer record gets a longer factor whose last row is the cut-off's.
+    from bayespinn.check_calibration import _on_data
+    from bayespinn.data import Measurements
+    from bayespinn.study import load_study
+
+    study.write_text(STUDY.replace("seed = 1", 'seed = 1\nsurrogate_error = "correlated"'))
+    prep = pipeline.prepare(load_study(study))
+    (factor,) = prep.spec.surrogate_factor.values()
+    assert factor.shape[0] == len(record)
+    longer = np.arange(0.0, 2 * record["Time [s]"].iloc[-1], 60.0)
+    values = {"Voltage [V]": np.interp(longer, 2 * record["Time [s]"], record["Voltage [V]"])}
+    moved = _on_data(prep, Measurements(prep.data.path, longer, values))
+    (new,) = moved.spec.surrogate_factor.values()
+    assert new.shape == (len(longer), factor.shape[1])
+    # Both records end on the cut-off, where every held-out curve's error is largest.
+    np.testing.assert_allclose(new[-1], factor[-1], rtol=1e-12)
+    assert np.sum(new[-1] ** 2) > 100 * np.median(np.sum(new**2, axis=1))

@@ -123,3 +123,30 @@ def test_reference_inside_jax_gives_pybamms_values_batched():
     assert np.abs(batch[1] - single).max() > 1e-2  # the scale reached PyBaMM
     with pytest.raises(Exception, match="(?i)jvp|differentiat"):
         jax.grad(lambda s: curve(s).sum())(0.3)
+
+
+def test_shipped_residual_curves_are_surrogate_minus_pybamm():
+    # The curves the correlated error model reads: two of them re-measured now, over the fraction
+    # of each cell's own discharge, against PyBaMM.
+    from surrogates.battery import spm_reference
+
+    model = SpmSurrogate()
+    held_out = model.validation_residuals({"c_rate": 1.0})
+    curves, grid = held_out["residuals"]["Voltage [V]"], held_out["grid"]
+    assert curves.shape == (128, grid.size) and grid[0] == 0.0 and grid[-1] == 1.0
+    points = model.card["validation"]["points"]
+    for k in (0, 77):
+        values = {name: held_out["inputs"][name][k] for name in VALUES}
+        assert values == {name: points[k][name] for name in VALUES}
+        at = grid * points[k]["cutoff_s"]
+        fresh = model.numpy_forward(at, **values)["Voltage [V]"] - spm_reference.solve(at, **values)["Voltage [V]"]
+        np.testing.assert_allclose(curves[k], fresh, rtol=0, atol=1e-9)
+
+
+def test_residual_grid_counts_the_discharge_to_cutoff():
+    model = SpmSurrogate()
+    t = np.arange(0.0, 3130.0, 10.0)
+    volts = np.linspace(4.06, 2.92, t.size)
+    np.testing.assert_allclose(model.residual_grid({"c_rate": 1.0}, t, {"Voltage [V]": volts}), t / 3120.0)
+    with pytest.raises(ValueError, match=r"ends at 3\.600 V.*below 3\.4 V"):
+        model.residual_grid({"c_rate": 1.0}, t, {"Voltage [V]": np.full(t.size, 3.6)})

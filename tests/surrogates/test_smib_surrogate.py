@@ -135,7 +135,7 @@ def test_shipped_residuals_are_the_card_validation(shipped):
     held_out = SmibSurrogate().validation_residuals({"B": 0.2})
     for obs in (ANGLE, FREQ):
         curves = held_out["residuals"][obs]
-        assert curves.shape == (128, held_out["times_s"].size)
+        assert curves.shape == (128, held_out["grid"].size)
         per_curve = np.sqrt(np.mean(curves**2, axis=1))
         for stat, value in (("median", np.median(per_curve)), ("max", per_curve.max())):
             assert card["validation"]["rmse"][obs][stat] == pytest.approx(value, rel=1e-9)
