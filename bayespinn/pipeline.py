@@ -104,8 +104,7 @@ def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dic
     x = np.stack([scaled(k, held_out["inputs"][k]) for k in known], axis=1)
     weights = kernel_weights(x, np.array([scaled(k, study.conditions[k]) for k in known]))
     return {
-        obs: error_factor(held_out["residuals"][obs], held_out["grid"], at, weights)
-        for obs in data.values
+        obs: error_factor(held_out["residuals"][obs], held_out["grid"], at, weights) for obs in data.values
     }
 
 

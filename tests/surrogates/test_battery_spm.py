@@ -139,7 +139,10 @@ def test_shipped_residual_curves_are_surrogate_minus_pybamm():
         values = {name: held_out["inputs"][name][k] for name in VALUES}
         assert values == {name: points[k][name] for name in VALUES}
         at = grid * points[k]["cutoff_s"]
-        fresh = model.numpy_forward(at, **values)["Voltage [V]"] - spm_reference.solve(at, **values)["Voltage [V]"]
+        fresh = (
+            model.numpy_forward(at, **values)["Voltage [V]"]
+            - spm_reference.solve(at, **values)["Voltage [V]"]
+        )
         np.testing.assert_allclose(curves[k], fresh, rtol=0, atol=1e-9)
 
 
