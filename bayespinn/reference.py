@@ -181,7 +181,7 @@ def check_reference(prep, idata, n_draws: int = 200) -> dict:
     sur = batch_forward(prep.model, t_s, prep.study.conditions, obs)(values)
     exact = batch_forward(ref, t_s, prep.study.conditions, obs)(values)
     sigma = {o: _likelihood_sd(prep, idata, o) for o in obs}
-    shift = mean_shift_in_sd(flat, theta, sur, exact, sigma)
+    shift = mean_shift_in_sd(flat, theta, sur, exact, sigma, prep.spec.surrogate_factor)
     rows = {}
     for o in obs:
         diff = sur[o] - exact[o]
@@ -208,21 +208,39 @@ def check_reference(prep, idata, n_draws: int = 200) -> dict:
     }
 
 
-def mean_shift_in_sd(posterior: np.ndarray, theta: np.ndarray, surrogate: dict, exact: dict, sigma: dict):
+def mean_shift_in_sd(
+    posterior: np.ndarray,
+    theta: np.ndarray,
+    surrogate: dict,
+    exact: dict,
+    sigma: dict,
+    factor: dict | None = None,
+):
     """First-order shift of the posterior mean caused by a surrogate's error, in posterior sds.
 
     ``posterior`` (n, p) are all draws, ``theta`` (k, p) those solved by both models, ``surrogate``
     and ``exact`` {observable: (k, T)} their outputs, ``sigma`` {observable: likelihood sd}. Data
-    seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀē/σ², with Σ
-    the posterior covariance, ē the mean error and J = ∂f/∂θ regressed over the k draws.
+    seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀ C⁻¹ ē, with
+    Σ the posterior covariance, ē the mean error, J = ∂f/∂θ regressed over the k draws and C the
+    likelihood's covariance: σ²I, or σ²I + L Lᵀ with the correlated error model's ``factor`` L
+    {observable: (T, r)}, which absorbs an error along the directions it expects.
     """
     cov = np.atleast_2d(np.cov(posterior, rowvar=False))
     centred = theta - theta.mean(0)
     pull = np.zeros(theta.shape[1])
     for o, out in surrogate.items():
         jac = np.linalg.lstsq(centred, out - out.mean(0), rcond=None)[0]  # (p, T)
-        pull += jac @ ((out - exact[o]).mean(0) / sigma[o] ** 2)
+        pull += jac @ _precision_times(sigma[o], (factor or {}).get(o), (out - exact[o]).mean(0))
     return -(cov @ pull) / np.sqrt(np.diag(cov))
+
+
+def _precision_times(sigma: float, factor, v: np.ndarray) -> np.ndarray:
+    """(σ²I + L Lᵀ)⁻¹ v by Woodbury: (v − L (σ²I + LᵀL)⁻¹ Lᵀ v) / σ²; v / σ² without L."""
+    if factor is None:
+        return v / sigma**2
+    factor = np.asarray(factor)
+    inner = sigma**2 * np.eye(factor.shape[1]) + factor.T @ factor
+    return (v - factor @ np.linalg.solve(inner, factor.T @ v)) / sigma**2
 
 
 def reference_flags(check: dict) -> list[str]:

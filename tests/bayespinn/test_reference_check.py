@@ -34,6 +34,28 @@ def test_mean_shift_matches_the_gauss_linear_closed_form():
     np.testing.assert_allclose(unbiased, 0.0, atol=1e-12)
 
 
+def test_mean_shift_under_a_correlated_error_model_matches_the_closed_form():
+    # The likelihood N(Aθ, σ²I + L Lᵀ) of surrogate_error = "correlated": the shift is
+    # −Σ·AᵀC⁻¹e with Σ = (AᵀC⁻¹A)⁻¹. An error the model expects (e along L) moves the mean far
+    # less than under σ²I alone; the estimate must find both.
+    t = np.linspace(0.0, 10.0, 80)
+    a, sigma = np.stack([np.sin(t), t / 10], -1), 0.05
+    factor = np.stack([np.exp(-((t - 8) ** 2)), 0.5 * np.cos(0.3 * t)], -1) * 0.1
+    bias = factor @ np.array([1.5, -1.0]) + 0.002 * np.sin(3 * t)
+    c_inv = np.linalg.inv(sigma**2 * np.eye(t.size) + factor @ factor.T)
+    cov = np.linalg.inv(a.T @ c_inv @ a)
+    expected = -cov @ (a.T @ c_inv @ bias) / np.sqrt(np.diag(cov))
+    rng = np.random.default_rng(4)
+    posterior = rng.multivariate_normal([0.3, 0.1], cov, size=20_000)
+    theta = posterior[:200]
+    exact = {"u": theta @ a.T}
+    surrogate = {"u": exact["u"] + bias}
+    got = mean_shift_in_sd(posterior, theta, surrogate, exact, {"u": sigma}, {"u": factor})
+    np.testing.assert_allclose(got, expected, rtol=0.03)
+    ignored = mean_shift_in_sd(posterior, theta, surrogate, exact, {"u": sigma})
+    assert np.all(np.abs(ignored) > 3 * np.abs(got)), (ignored, got)
+
+
 def test_check_reference_on_a_reference_study_is_refused(tmp_path, capsys):
     study = write_study(tmp_path, surrogate="power.smib:reference", warmup=10, samples=10)
     assert main(["calibrate", str(study), "--check-reference", "--quiet"]) == 2
