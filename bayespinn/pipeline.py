@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.domain_flags import domain_flags
 from bayespinn.errors import UserError
-from bayespinn.study import Study
+from bayespinn.study import ENSEMBLES, Study
 from inference.diagnostics import ESS_MIN, bound_flags, summary, verdict
 from inference.model import ModelSpec, build_model
 from surrogates.base import ForwardModel
@@ -55,6 +56,7 @@ def prepare(study: Study) -> Prepared:
     domain = checks.check_domain(study, model)
     data = checks.load_data(study, model, domain)
     noise = checks.resolve_noise(study, data)
+    study = _resolve_surrogate_error(study, model, data)
     surrogate_sigma = {}
     if study.inference.surrogate_error == "rmse":
         # A surrogate whose error is relative (a well's pressure drop) gives one σ per reading.
@@ -71,6 +73,30 @@ def prepare(study: Study) -> Prepared:
         likelihood=study.inference.likelihood,
     )
     return Prepared(study, model, data, spec, build_model(_forward(model, study, data), spec))
+
+
+def _resolve_surrogate_error(study: Study, model: ForwardModel, data: Measurements) -> Study:
+    """``auto``: the error model the surrogate's measured coverage favours (its
+    ``surrogate_error``, "correlated" for ``power.smib``) where it can run, else the RMSE in
+    quadrature: a surrogate without residual curves, an ensemble or Pyro engine, a Student-t
+    likelihood, or a battery record that stops before its knee (case_studies/exactness)."""
+    inf = study.inference
+    if inf.surrogate_error != "auto":
+        return study
+    usable = (
+        getattr(model, "surrogate_error", "rmse") == "correlated"
+        and hasattr(model, "validation_residuals")
+        and inf.engine not in ENSEMBLES
+        and inf.backend == "numpyro"
+        and inf.likelihood == "normal"
+    )
+    if usable and hasattr(model, "residual_grid"):
+        try:
+            model.residual_grid(study.conditions, data.time_s, data.values)
+        except ValueError:
+            usable = False
+    chosen = "correlated" if usable else "rmse"
+    return dataclasses.replace(study, inference=dataclasses.replace(inf, surrogate_error=chosen))
 
 
 def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dict:

@@ -32,7 +32,9 @@ ENSEMBLES = ("eki", "esmda")
 BACKENDS = {"numpyro": ENGINES, "pyro": ("nuts", "svi")}
 GUIDES = ("normal", "mvn", "flow", "laplace")
 INVERSIONS = ("subspace", "exact")
-SURROGATE_ERRORS = ("rmse", "off", "correlated")
+# "auto" (the default without a correction): "correlated" where the surrogate ships held-out
+# residual curves and the engine can use them, else "rmse" (resolved by pipeline.prepare).
+SURROGATE_ERRORS = ("auto", "correlated", "rmse", "off")
 CORRECTIONS = ("none", "importance", "delayed-acceptance")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
@@ -76,7 +78,7 @@ class Inference:
     # cell's two scales at −0.95), where a diagonal one leaves NUTS taking tiny steps.
     dense_mass: bool = True
     likelihood: str = "normal"
-    surrogate_error: str = "rmse"
+    surrogate_error: str = "auto"
     correct: str = "none"
     backend: str = "numpyro"  # numpyro | pyro (nuts and svi on the torch surrogate)
     guide: str = "mvn"  # svi: normal (mean-field) | mvn (full rank) | flow | laplace
@@ -231,7 +233,7 @@ def _inference(path: Path, table: dict) -> Inference:
     # A corrected posterior accounts for the surrogate's error exactly; the RMSE term would only
     # make the surrogate's σ disagree with the reference's and starve the correction.
     surrogate_error = r.get(
-        "surrogate_error", str, "rmse" if correct == "none" else "off", " or ".join(SURROGATE_ERRORS)
+        "surrogate_error", str, "auto" if correct == "none" else "off", " or ".join(SURROGATE_ERRORS)
     )
     if surrogate_error not in SURROGATE_ERRORS:
         raise r.error("surrogate_error", surrogate_error, " or ".join(SURROGATE_ERRORS))

@@ -39,7 +39,8 @@ def study_file(group: str, name: str, overrides: dict) -> Path:
     surrogate = settings.pop("surrogate", None)
     if surrogate:
         text = text.replace('name = "power.smib"', f'name = "{surrogate}"')
-    keys = {"chains": 4, "warmup": 1000, "samples": 1000, "seed": 0, **settings}
+    # Every engine with the same error model: the RMSE in quadrature (the only one EKI takes).
+    keys = {"chains": 4, "warmup": 1000, "samples": 1000, "seed": 0, "surrogate_error": "rmse", **settings}
     lines = [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
     text += "\n[inference]\n" + "\n".join(lines) + f'\n\n[output]\ndir = "../runs/{group}/{name}"\n'
     path = HERE / "studies" / f"{group}-{name}.toml"

@@ -32,6 +32,9 @@ class SmibSurrogate(_SmibBase):
     """The parametric PINN; ``m, d, P`` at any ``B`` reach the trained box by exact rescaling."""
 
     name = "power.smib"
+    # The error model a study gets by default: over 20 truths its 90 % intervals held the truth
+    # 37 of 40 times with it and 31 of 40 with the RMSE in quadrature (case_studies/exactness).
+    surrogate_error = "correlated"
 
     def __init__(self, path: Path = WEIGHTS):
         self._path = Path(path)

@@ -60,7 +60,7 @@ def test_minimal_study_gets_the_documented_defaults(tmp_path: Path):
     study = load_study(_write(tmp_path, MINIMAL))
     inf = study.inference
     assert (inf.engine, inf.chains, inf.warmup, inf.samples, inf.seed) == ("nuts", 4, 1000, 1000, 0)
-    assert (inf.target_accept, inf.likelihood, inf.surrogate_error) == (0.8, "normal", "rmse")
+    assert (inf.target_accept, inf.likelihood, inf.surrogate_error) == (0.8, "normal", "auto")
     assert study.sigma == "infer" and study.sigma_scale is None
     assert study.observables is None and study.truth == {}
     assert study.output_dir == tmp_path / "runs" / "study"
@@ -97,7 +97,7 @@ BAD = {
     "surrogate_error": (
         MINIMAL + _INFERENCE + 'surrogate_error = "big"\n',
         "[inference] surrogate_error",
-        "rmse or off or correlated",
+        "auto or correlated or rmse or off",
     ),
     "target_accept": (MINIMAL + _INFERENCE + "target_accept = 1.0\n", "[inference] target_accept", "between"),
     "ensemble-sigma-infer": (

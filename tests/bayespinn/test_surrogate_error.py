@@ -51,3 +51,20 @@ def test_correlated_error_needs_validation_residuals(tmp_path):
     path = write_study(tmp_path, inference_extra=extra, surrogate="power.smib:reference")
     with pytest.raises(UserError, match="ships no validation residuals"):
         prepare(load_study(path))
+
+
+@pytest.mark.parametrize(
+    ("surrogate", "extra", "chosen"),
+    [
+        ("power.smib", "", "correlated"),  # what its measured coverage favours
+        ("power.smib", 'engine = "esmda"\n', "rmse"),  # an ensemble cannot marginalise it
+        ("power.smib", 'likelihood = "student_t"\n', "rmse"),
+        ("power.smib:reference", "", "rmse"),  # no residual curves (and no error: RMSE 0)
+    ],
+)
+def test_auto_picks_the_error_model_that_can_run(tmp_path, surrogate, extra, chosen):
+    extra = f'surrogate_error = "auto"\n{extra}'
+    path = write_study(tmp_path, surrogate=surrogate, sigma="0.01", inference_extra=extra)
+    prep = prepare(load_study(path))
+    assert prep.study.inference.surrogate_error == chosen
+    assert bool(prep.spec.surrogate_factor) == (chosen == "correlated")
