@@ -36,3 +36,4 @@ case-study: install
 	$(BIN)/python case_studies/engines/compare.py
 	$(BIN)/python case_studies/battery_spm/compare.py
 	$(BIN)/python case_studies/reservoir/compare.py
+	$(BIN)/python case_studies/exactness/compare.py
