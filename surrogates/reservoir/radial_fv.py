@@ -26,7 +26,8 @@ start's error is forgotten long before the requested times).
 
 Accuracy measured against ½·E1 (SciPy ``exp1``) with the defaults (1600 cells, h ≈ 0.015 for
 t_D up to 1e7; rtol = 1e-8; the same to two digits whether atol is 1e-12 or rtol), as a function
-of z = r_D²/(4·t_D), the same at every r_D up to the slight growth of h with ln(r_out/r_in) (relative error; the rows are single calls over t_D = r_D²/(4z)):
+of z = r_D²/(4·t_D), the same at every r_D up to the slight growth of h with ln(r_out/r_in)
+(relative error; the rows are single calls over t_D = r_D²/(4z)):
 
     z          0.01    0.1     1       2       3       4       5
     r_D = 1    2e-6    4e-6    3e-5    4e-5    2e-5    2e-4    5e-4
