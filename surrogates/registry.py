@@ -75,14 +75,18 @@ def _smoke(config, **more):
     """A smoke-sized run (``train --quick``): a minute on a CPU, far from the accuracy bar."""
     import dataclasses
 
-    return dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, **more)
+    small = {"collocation_batch": 1024, "data_batch": 1024, "lbfgs_collocation": 1024, "lbfgs_data": 1024}
+    return dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, **{**small, **more})
 
 
-def _trained(train_fn, config, device: str, out, quick: bool, checkpoint, progress: bool, **more):
+def _trained(
+    train_fn, config, device: str, out, quick: bool, checkpoint, progress: bool, stages=None, **more
+):
+    """``stages``: the trainer's extra keyword arguments, their smoke-sized values when ``quick``."""
     import dataclasses
 
     config = dataclasses.replace(_smoke(config, **more) if quick else config, device=device)
-    return train_fn(config, out=out, checkpoint=checkpoint, progress=progress)
+    return train_fn(config, out=out, checkpoint=checkpoint, progress=progress, **(stages or {}))
 
 
 def _validated(validate_fn, default_weights, path, n_points: int):
@@ -96,10 +100,11 @@ def _validated(validate_fn, default_weights, path, n_points: int):
 
 
 def _smib_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
-    from surrogates.power.smib_pinn import PHYSICS_ONLY_CONFIG, SMIB_CONFIG, train_smib
+    from surrogates.power.smib_pinn import PHYSICS_ONLY_CONFIG, SMIB_CONFIG, SMOKE_HARD_STAGE, train_smib
 
     config = PHYSICS_ONLY_CONFIG if physics_only else SMIB_CONFIG
-    return _trained(train_smib, config, device, out, quick, checkpoint, progress, n_trajectories=50)
+    stages = {"hard": SMOKE_HARD_STAGE, "validation_points": 16} if quick else None
+    return _trained(train_smib, config, device, out, quick, checkpoint, progress, stages, n_trajectories=50)
 
 
 def _smib_validate(path, n_points: int):
