@@ -8,3 +8,13 @@ import numpyro
 
 numpyro.set_host_device_count(2)
 numpyro.enable_x64()
+
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
+
+# Each calibration builds its model anew, so JAX's in-memory cache misses even when a test
+# compiles the very sampler an earlier one did (the same surrogate, data of the same shape); the
+# persistent cache, keyed on the compiled program, answers those from disk.
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="bayespinn-jax-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
