@@ -9,9 +9,9 @@ import numpyro
 numpyro.set_host_device_count(2)
 numpyro.enable_x64()
 
-import tempfile  # noqa: E402
+import tempfile
 
-import jax  # noqa: E402
+import jax
 
 # Each calibration builds its model anew, so JAX's in-memory cache misses even when a test
 # compiles the very sampler an earlier one did (the same surrogate, data of the same shape); the
