@@ -118,16 +118,13 @@ def train(
     config: TrainConfig,
     checkpoint: Path | None = None,
     progress: bool = True,
-    first_phase: str = "adam",
 ) -> dict:
-    """Train ``model`` in place; returns a record (loss history, wall time, device, steps).
-
-    ``first_phase="lbfgs"`` skips Adam: a further L-BFGS stage on an already trained model."""
+    """Train ``model`` in place; returns a record (loss history, wall time, device, steps)."""
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed + 1)
     model.to(device)
-    phase, start, history = first_phase, 0, []
+    phase, start, history = "adam", 0, []
     if checkpoint is not None and Path(checkpoint).exists():
         phase, start, history = _load_checkpoint(Path(checkpoint), model)
         model.to(device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import platform
 from dataclasses import dataclass, field
@@ -44,22 +43,6 @@ SMIB_CONFIG = TrainConfig(
     lbfgs_data=16_384,
     checkpoint_every=250,
 )
-
-
-# The hard-example stage: after the first L-BFGS, the worst-fitted trajectories of a fresh uniform
-# pool (near-slipping ones, the card's by-saddle-margin table shows where) join the reference data
-# and L-BFGS goes on. Its seed is neither the Sobol validation design's (12345) nor the saddle-margin
-# table's (2024): both stay held out.
-@dataclass(frozen=True)
-class HardStage:
-    pool: int = 20_000
-    trajectories: int = 600
-    lbfgs_steps: int = 1_500
-    seed: int = 777
-
-
-HARD_STAGE = HardStage()
-SMOKE_HARD_STAGE = HardStage(pool=250, trajectories=10, lbfgs_steps=5)
 # The physics-only comparison run recorded in the card (no solver data in the loss).
 PHYSICS_ONLY_CONFIG = TrainConfig(
     hidden=(128, 128, 128, 128), adam_steps=5_000, lbfgs_steps=300, data_weight=0.0, lbfgs_collocation=16_384
@@ -110,14 +93,7 @@ class SmibProblem:
     def _reference_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed + 1000)
         params = _uniform_box(self.n_trajectories, gen)[:, 1:].double().numpy()
-        return self._trajectories(params, np.random.default_rng(self.seed + 1000))
-
-    def add_trajectories(self, params: np.ndarray, seed: int) -> None:
-        """Append reference trajectories at ``params`` rows (m, d, P, delta0, omega0)."""
-        x, y = self._trajectories(params, np.random.default_rng(seed))
-        self.data_x, self.data_y = torch.cat([self.data_x, x]), torch.cat([self.data_y, y])
-
-    def _trajectories(self, params: np.ndarray, rng) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(self.seed + 1000)
         xs, ys = [], []
         for m, d, P, delta0, omega0 in params:
             t = np.sort(rng.uniform(0.0, smib.T_MAX_S, self.times_per_trajectory))
@@ -196,11 +172,16 @@ def validation_residuals(weights: dict, n_layers: int, n_points: int = 128, seed
 SADDLE_MARGIN_BINS_RAD = (0.0, 0.3, 0.6, 0.9, 1.2, float("inf"))
 
 
-def _angle_errors(weights: dict, n_layers: int, n: int, seed: int):
-    """Angle RMSE per trajectory on ``n`` uniform draws from the trained box: the draws, the
-    reference angles, the RMSEs and which trajectories slip a pole."""
+def error_by_saddle_margin(weights: dict, n_layers: int, n: int = 4_000, seed: int = 2024) -> dict:
+    """Angle RMSE per trajectory on ``n`` uniform draws from the trained box, by saddle margin.
+
+    The Sobol design of ``validate_smib`` puts few points where a trajectory nearly slips a pole
+    (high m, low d, P near 0.15): there the solution depends sharply on every input and the
+    surrogate is measurably worse. This table is what ``SmibSurrogate.trust_flags`` reads.
+    """
     rng = np.random.default_rng(seed)
-    draws = {k: rng.uniform(*smib.TRAINED_BOX[k], n) for k in _BOX_ORDER[1:]}
+    box = {k: smib.TRAINED_BOX[k] for k in _BOX_ORDER[1:]}
+    draws = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in box.items()}
     t = VALIDATION_TIMES_S
     # Chunks keep the stacked solve's shrunken tolerance (rtol / sqrt(2 n)) well above round-off.
     ref = np.concatenate(
@@ -213,27 +194,9 @@ def _angle_errors(weights: dict, n_layers: int, n: int, seed: int):
     )
     cols = {k: v[:, None] for k, v in draws.items()}
     pred = predict(np, weights, n_layers, t[None, :], B=smib.B_TRAIN, **cols)[smib.OBSERVABLES[0]]
-    slipped = np.array([smib.slips(a, p, smib.B_TRAIN) for a, p in zip(ref, draws["P"])])
-    return draws, ref, np.sqrt(np.mean((pred - ref) ** 2, axis=1)), slipped
-
-
-def hardest_trajectories(weights: dict, n_layers: int, hard: HardStage = HARD_STAGE) -> np.ndarray:
-    """The ``hard.trajectories`` non-slipping draws of a uniform pool of ``hard.pool`` whose angle the
-    surrogate fits worst: rows (m, d, P, delta0, omega0)."""
-    draws, _, rmse, slipped = _angle_errors(weights, n_layers, hard.pool, hard.seed)
-    worst = np.argsort(np.where(slipped, -np.inf, rmse))[-hard.trajectories :]
-    return np.stack([draws[k][worst] for k in _BOX_ORDER[1:]], -1)
-
-
-def error_by_saddle_margin(weights: dict, n_layers: int, n: int = 4_000, seed: int = 2024) -> dict:
-    """Angle RMSE per trajectory on ``n`` uniform draws from the trained box, by saddle margin.
-
-    The Sobol design of ``validate_smib`` puts few points where a trajectory nearly slips a pole
-    (high m, low d, P near 0.15): there the solution depends sharply on every input and the
-    surrogate is measurably worse. This table is what ``SmibSurrogate.trust_flags`` reads.
-    """
-    draws, ref, rmse, slipped = _angle_errors(weights, n_layers, n, seed)
     margin = smib.saddle_margin(ref, draws["P"], smib.B_TRAIN)
+    slipped = np.array([smib.slips(a, p, smib.B_TRAIN) for a, p in zip(ref, draws["P"])])
+    rmse = np.sqrt(np.mean((pred - ref) ** 2, axis=1))
     rows = []
     for lo, hi in itertools.pairwise(SADDLE_MARGIN_BINS_RAD):
         inside = (margin >= lo) & (margin < hi) & ~slipped
@@ -278,48 +241,25 @@ def train_smib(
     out: Path = WEIGHTS,
     checkpoint: Path | None = None,
     progress: bool = True,
-    hard: HardStage | None = HARD_STAGE,
     validation_points: int = 128,
 ) -> dict:
     """Train, validate and write the weights with their card; returns the card.
 
-    With data in the loss, ``hard.lbfgs_steps`` L-BFGS steps follow with the worst-fitted
-    trajectories added (``hardest_trajectories``). With a ``checkpoint`` a rerun resumes where an interrupted
-    run stopped (the hard stage keeps its own, ``*.hard.safetensors`` beside it).
+    With a ``checkpoint`` a rerun resumes where an interrupted run stopped.
     """
     n_traj = config.n_trajectories if config.data_weight > 0 else 0
     problem = SmibProblem(n_trajectories=n_traj, seed=config.seed)
     model = MLP(5, 2, config.hidden, seed=config.seed)
     record = train(problem, model, config, checkpoint=checkpoint, progress=progress)
     model.double()
-    hard = hard if n_traj else None
-    if hard is not None:
-        record = _hard_stage(problem, model, config, record, hard, checkpoint, progress)
     weights = _weights_np(model)
     validation = card_validation(weights, len(model.layers), validation_points)
     arrays = validation.pop("arrays")
-    save_weights(out, weights, _card(config, hard, record, problem, validation, len(model.layers)))
+    save_weights(out, weights, _card(config, record, problem, validation, len(model.layers)))
     return save_residuals(out, arrays)  # the correlated surrogate-error model reads these
 
 
-def _hard_stage(problem, model, config, record, hard: HardStage, checkpoint, progress) -> dict:
-    """Add the worst-fitted trajectories to the data and run ``hard.lbfgs_steps`` more L-BFGS steps."""
-    problem.add_trajectories(hardest_trajectories(_weights_np(model), len(model.layers), hard), hard.seed)
-    stage = dataclasses.replace(config, lbfgs_steps=hard.lbfgs_steps)
-    hard_ckpt = None if checkpoint is None else Path(checkpoint).with_suffix(".hard.safetensors")
-    more = train(problem, model, stage, checkpoint=hard_ckpt, progress=progress, first_phase="lbfgs")
-    history = record["history"] + [{**h, "stage": "hard"} for h in more["history"]]
-    return {**more, "history": history, "wall_time_s": record["wall_time_s"] + more["wall_time_s"]}
-
-
-def _card(
-    config: TrainConfig,
-    hard: HardStage | None,
-    record: dict,
-    problem: SmibProblem,
-    validation: dict,
-    n_layers: int,
-) -> dict:
+def _card(config: TrainConfig, record: dict, problem: SmibProblem, validation: dict, n_layers: int) -> dict:
     import jax
     import scipy
 
@@ -348,14 +288,12 @@ def _card(
         "units": smib.UNITS,
         "training": {
             "config": config.to_dict(),
-            "hard_stage": None if hard is None else dataclasses.asdict(hard),
             "loss": "physics_weight·(mean r1² + mean r2²) + data_weight·(mean Δδ² + mean Δw²)",
             "mix": (
                 "physics residual only"
                 if physics_only
                 else "physics residual at resampled collocation points + solve_ivp trajectories × 64 "
-                "random times each (data term); in the hard stage the data also hold the worst-fitted "
-                "trajectories of a fresh uniform pool"
+                "random times each (data term)"
             ),
             "excluded_pole_slipping_trajectories": problem.n_slipping,
             "wall_time_s": round(record["wall_time_s"], 1),

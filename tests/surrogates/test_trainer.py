@@ -280,34 +280,3 @@ def test_lbfgs_stage_searches_its_steps_and_converges():
     bare = lambda m: torch.optim.LBFGS(m.parameters(), max_iter=1, line_search_fn="strong_wolfe")
     first_bare, last_bare = _rosenbrock_after_lbfgs(bare, 100)
     assert last_bare > 1e-4 * first_bare
-
-
-def test_first_phase_lbfgs_skips_adam(problem):
-    # A further L-BFGS stage on a trained model (the SMIB hard stage): no Adam step, and it learns.
-    model = MLP(5, 2, HIDDEN, seed=0)
-    spy = _Recording(problem)
-    record = train(spy, model, dataclasses.replace(TINY, lbfgs_steps=3), progress=False, first_phase="lbfgs")
-    assert [h["phase"] for h in record["history"]] == ["lbfgs", "done"]
-    assert spy.samples == 1  # L-BFGS draws its collocation points once per resample period
-    assert all(v.dtype == torch.float64 for v in model.state_dict().values())
-
-
-def test_hardest_trajectories_are_the_worst_fitted_of_the_pool():
-    # Kept = pool: every draw, worst last; checked against per-row solve_ivp (not the stacked solve
-    # the pool uses) and the surrogate's prediction.
-    from surrogates.pinn.card import load_weights
-    from surrogates.power import smib_reference
-    from surrogates.power.smib_pinn import VALIDATION_TIMES_S, WEIGHTS, HardStage, hardest_trajectories
-
-    weights, card = load_weights(WEIGHTS)
-    n_layers = card["architecture"]["n_layers"]
-    rows = hardest_trajectories(weights, n_layers, HardStage(pool=40, trajectories=40, seed=5))
-    t = VALIDATION_TIMES_S
-    rmse = []
-    for m, d, P, delta0, omega0 in rows:
-        ref = smib_reference.solve(t, m, d, P, smib.B_TRAIN, delta0, omega0)[smib.OBSERVABLES[0]]
-        pred = predict(np, weights, n_layers, t, m, d, P, smib.B_TRAIN, delta0, omega0)[smib.OBSERVABLES[0]]
-        rmse.append(np.sqrt(np.mean((pred - ref) ** 2)))
-    assert np.all(np.diff(rmse) >= -1e-9), rmse
-    worst = hardest_trajectories(weights, n_layers, HardStage(pool=40, trajectories=5, seed=5))
-    np.testing.assert_array_equal(worst, rows[-5:])
