@@ -4,8 +4,8 @@
 Data come from the reference solver (solve_ivp), the posterior from NUTS on the PINN surrogate
 with its validation RMSE in the likelihood, so the test checks the whole chain, surrogate error
 included. Under calibration the number of data sets whose central 90 % interval holds the truth
-is Binomial(24, 0.9) for each parameter; we accept 18 or more, whose chance of failing a
-calibrated method is P(X ≤ 17) = 0.75 %. The seed is fixed, so the test is deterministic.
+is Binomial(20, 0.9) for each parameter (the foundation issue asks for at least 20 data sets);
+we accept 15 or more, whose chance of failing a calibrated method is P(X ≤ 14) = 1.1 %. The seed is fixed, so the test is deterministic.
 """
 
 import json
@@ -18,7 +18,7 @@ from bayespinn.cli import main
 from bayespinn.study import load_study
 from tests.bayespinn.helpers import write_study
 
-N_DATASETS, MIN_COVERED = 24, 18
+N_DATASETS, MIN_COVERED = 20, 15
 SIGMA = '{"Angle [rad]" = 0.01, "Frequency deviation [rad.s-1]" = 0.01}'
 
 
