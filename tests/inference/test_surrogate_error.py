@@ -65,15 +65,21 @@ def test_kernel_weights_favour_nearby_points_and_keep_enough_of_them():
     assert w.sum() ** 2 / (w**2).sum() >= 20  # the bandwidth widened until 20 effective curves
 
 
-def _posterior_cdf(model, y, grid):
+def _log_posterior(model):
+    """log p(theta, y) on a grid of theta, jitted once per model (y is an argument, not a constant)."""
     import jax
-    import jax.numpy as jnp
     from numpyro.infer.util import log_density
 
-    def logp(theta):
-        return log_density(model, (), {"y": {"y": jnp.asarray(y)}}, {"theta": theta})[0]
+    def logp(theta, y):
+        return log_density(model, (), {"y": {"y": y}}, {"theta": theta})[0]
 
-    lp = np.asarray(jax.jit(jax.vmap(logp))(jnp.asarray(grid)))
+    return jax.jit(jax.vmap(logp, in_axes=(0, None)))
+
+
+def _posterior_cdf(log_posterior, y, grid):
+    import jax.numpy as jnp
+
+    lp = np.asarray(log_posterior(jnp.asarray(grid), jnp.asarray(y)))
     p = np.exp(lp - lp.max())
     cdf = np.cumsum(p)
     return cdf / cdf[-1]
@@ -98,10 +104,11 @@ def _coverage(surrogate_error: str, n_truths: int = 100) -> int:
     t = jnp.asarray(T_OBS)
     model = build_model(lambda th: {"y": _reference(jnp, th["theta"], t) + _error(jnp, th["theta"], t)}, spec)
     grid = np.linspace(PRIOR.lower, PRIOR.upper, 4001)[1:-1]
+    log_posterior = _log_posterior(model)
     hits = 0
     for truth in rng.uniform(PRIOR.lower, PRIOR.upper, n_truths):
         y = _reference(np, truth, T_OBS) + SIGMA * rng.standard_normal(T_OBS.size)
-        cdf = _posterior_cdf(model, y, grid)
+        cdf = _posterior_cdf(log_posterior, y, grid)
         lo, hi = np.interp([0.05, 0.95], cdf, grid)
         hits += int(lo <= truth <= hi)
     return hits
