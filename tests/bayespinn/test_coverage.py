@@ -5,7 +5,8 @@ Data come from the reference solver (solve_ivp), the posterior from NUTS on the 
 with its validation RMSE in the likelihood, so the test checks the whole chain, surrogate error
 included. Under calibration the number of data sets whose central 90 % interval holds the truth
 is Binomial(20, 0.9) for each parameter (the foundation issue asks for at least 20 data sets);
-we accept 15 or more, whose chance of failing a calibrated method is P(X ≤ 14) = 1.1 %. The seed is fixed, so the test is deterministic.
+we accept 15 or more, whose chance of failing a calibrated method is P(X ≤ 14) = 1.1 %. The seed
+is fixed, so the test is deterministic.
 """
 
 import json
