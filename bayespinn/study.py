@@ -36,7 +36,8 @@ INVERSIONS = ("subspace", "exact")
 # residual curves and the engine can use them, else "rmse" (resolved by pipeline.prepare).
 SURROGATE_ERRORS = ("auto", "correlated", "rmse", "off")
 CORRECTIONS = ("none", "importance", "delayed-acceptance")
-_SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth"}
+# [soh]: a state-of-health study (bayespinn.soh_data reads it; ``bayespinn calibrate`` ignores it).
+_SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth", "soh"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
 _KEYS = {
     "surrogate": {"name"},
