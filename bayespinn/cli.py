@@ -170,6 +170,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_soh(args) -> int:
+    from bayespinn.soh import run_soh
+
+    _jax_setup(1)
+    run = run_soh(
+        args.study,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        out=Path(args.out) if args.out else None,
+        progress=not args.quiet,
+    )
+    ok = sum(r["status"] == "ok" for r in run.results)
+    print(
+        f"{ok} cycles calibrated, {len(run.results) - ok} failed, {len(run.skipped)} skipped "
+        f"in {run.wall_time_s:.1f} s; wrote {run.dir / 'soh_report.html'} and {run.dir / 'soh.csv'}"
+    )
+    return 0
+
+
 def cmd_surrogates(args) -> int:
     from surrogates.registry import load, names
 
@@ -286,6 +306,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="*", metavar="RUN", help="run directories; the first is the baseline")
     rep.add_argument("--out", default="comparison.html", help="HTML file to write (default: %(default)s)")
     rep.set_defaults(func=cmd_report)
+
+    soh = sub.add_parser("soh", help="calibrate every (cell, cycle) of a study; state-of-health report")
+    soh.add_argument("study")
+    soh.add_argument("--executor", default="local", help="local (processes here, the default) or dask")
+    soh.add_argument("--scheduler", help="address of a running Dask scheduler (default: a LocalCluster)")
+    soh.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (default: cores)")
+    soh.add_argument("--out", help="run directory (default: the study's [output] dir)")
+    soh.add_argument("--quiet", action="store_true")
+    soh.set_defaults(func=cmd_soh)
 
     sur = sub.add_parser("surrogates", help="list surrogates with domains and errors")
     sur.set_defaults(func=cmd_surrogates)

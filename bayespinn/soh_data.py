@@ -340,6 +340,7 @@ class _Limits:
     t_max_nominal_h: float
     voltage_range_v: tuple[float, float]
     min_points: int
+    end_voltage_v: float | None = None
 
     def __post_init__(self) -> None:
         # The caller's (the surrogate's) numbers, not the user's: a wrong one is a bug, not a UserError.
@@ -449,6 +450,18 @@ def _voltage_out(raw: _Raw, limits: _Limits) -> str | None:
     return None
 
 
+def _not_to_cutoff(raw: _Raw, limits: _Limits) -> str | None:
+    """A capacity measurement runs into the end-of-discharge knee; a partial discharge does not
+    say where the cut-off is, and the surrogate's error model is laid out over full discharges."""
+    last_v = raw.values[VOLTAGE][-1]
+    if limits.end_voltage_v is not None and last_v > limits.end_voltage_v:
+        return (
+            f"not a discharge to cut-off: {raw.where(VOLTAGE, len(raw.rows) - 1)}: the record ends at "
+            f"{last_v:.3f} V, expected below {limits.end_voltage_v:g} V (the end-of-discharge knee)"
+        )
+    return None
+
+
 # In this order: each check may assume the ones before it passed (finite values, a positive median).
 _CHECKS = (
     _non_finite,
@@ -459,6 +472,7 @@ _CHECKS = (
     _c_rate_out,
     _too_long,
     _voltage_out,
+    _not_to_cutoff,
 )
 
 
@@ -487,14 +501,18 @@ def load_cycles(
     t_max_nominal_h: float,
     voltage_range_v: tuple[float, float] = (0.0, 5.0),
     min_points: int = 10,
+    end_voltage_v: float | None = None,
 ) -> tuple[list[CycleRecord], list[Skipped]]:
     """The usable cycles sorted by (cell, cycle), and the skipped ones with their reason.
 
     ``capacity_ah`` turns the median current into a C-rate; ``c_rate_range`` and ``t_max_nominal_h``
-    (the 1C discharge time the surrogate covers) bound what the surrogate was trained on.
+    (the 1C discharge time the surrogate covers) bound what the surrogate was trained on;
+    with ``end_voltage_v`` a record must end below it (a discharge to the cut-off).
     """
     path = Path(path)
-    limits = _Limits(capacity_ah, tuple(c_rate_range), t_max_nominal_h, tuple(voltage_range_v), min_points)
+    limits = _Limits(
+        capacity_ah, tuple(c_rate_range), t_max_nominal_h, tuple(voltage_range_v), min_points, end_voltage_v
+    )
     records: list[CycleRecord] = []
     skipped: list[Skipped] = []
     for raw in _select(path, _read_all(path), settings):

@@ -42,25 +42,31 @@ def sigma_site(observable: str) -> str:
 
 
 def build_model(forward: Callable[[dict], dict], spec: ModelSpec):
-    """A NumPyro model ``model(y=None)``; ``y`` maps observable names to observed arrays.
+    """A NumPyro model ``model(y=None, mask=None, surrogate_sd=None, **inputs)``; ``y`` maps
+    observable names to observed arrays, ``mask`` (normal likelihood only) to booleans saying
+    which readings count, ``surrogate_sd`` to the surrogate's error sd per reading (replacing
+    ``spec.surrogate_sigma``, for data sets whose readings differ in it).
 
-    ``forward`` maps a dict of parameter values to a dict of predicted arrays, one per
-    observable, on the observation grid.
+    ``forward(theta, **inputs)`` maps a dict of parameter values to a dict of predicted arrays,
+    one per observable, on the observation grid. ``inputs`` carry whatever differs between data
+    sets that share the model (a cycle's times and C-rate), so one model can be ``vmap``-ed over
+    many of them; padded readings are masked out.
     """
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
-    def model(y: dict | None = None):
+    def model(y: dict | None = None, mask: dict | None = None, surrogate_sd: dict | None = None, **inputs):
         theta = {name: numpyro.sample(name, distribution(p)) for name, p in spec.priors.items()}
-        mean = forward(theta)
+        mean = forward(theta, **inputs)
         for obs in spec.observables:
             noise = spec.noise[obs]
             if noise.sigma is None:
                 sigma = numpyro.sample(sigma_site(obs), dist.HalfNormal(noise.scale))
             else:
                 sigma = noise.sigma
-            total = jnp.sqrt(sigma**2 + spec.surrogate_sigma.get(obs, 0.0) ** 2)
+            surrogate = spec.surrogate_sigma.get(obs, 0.0) if surrogate_sd is None else surrogate_sd[obs]
+            total = jnp.sqrt(sigma**2 + surrogate**2)
             factor = spec.surrogate_factor.get(obs)
             if factor is not None:
                 diag = jnp.broadcast_to(total**2, mean[obs].shape)
@@ -71,6 +77,8 @@ def build_model(forward: Callable[[dict], dict], spec: ModelSpec):
                 lik = dist.StudentT(spec.student_df, mean[obs], total)
             else:
                 lik = dist.Normal(mean[obs], total)
+            if mask is not None:
+                lik = lik.mask(mask[obs])
             numpyro.sample(obs, lik.to_event(1), obs=None if y is None else y[obs])
 
     return model

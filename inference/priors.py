@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["KINDS", "Prior", "distribution"]
 
 KINDS = ("uniform", "loguniform", "normal", "lognormal", "truncated_normal")
@@ -31,6 +33,23 @@ class Prior:
         if self.kind == "normal":
             return (-math.inf, math.inf)
         return (self.lower, self.upper)
+
+    def quantile(self, u):
+        """The prior's quantile function at ``u`` ∈ (0, 1) (NumPy), to lay out a search design."""
+        from scipy import stats
+
+        u = np.asarray(u, float)
+        k = self.kind
+        if k == "uniform":
+            return self.lower + u * (self.upper - self.lower)
+        if k == "loguniform":
+            return self.lower * (self.upper / self.lower) ** u
+        if k == "normal":
+            return stats.norm.ppf(u, self.loc, self.scale)
+        if k == "lognormal":
+            return np.exp(stats.norm.ppf(u, self.loc, self.scale))
+        a, b = (self.lower - self.loc) / self.scale, (self.upper - self.loc) / self.scale
+        return stats.truncnorm.ppf(u, a, b, self.loc, self.scale)
 
 
 def distribution(prior: Prior):
