@@ -178,7 +178,8 @@ def psis_resample(log_w: np.ndarray, n: int, rng: np.random.Generator) -> tuple[
     with np.errstate(over="ignore"):  # ArviZ's tail fit overflows harmlessly for k̂ ≫ 1
         smoothed, k_hat = az.psislw(log_w - np.max(log_w))
     w = np.exp(smoothed - np.max(smoothed))
-    cdf = np.cumsum(w / w.sum())
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]  # exactly 1 at the end, so every position in [0, 1) lands on a draw
     positions = (rng.random() + np.arange(n)) / n
-    return np.minimum(np.searchsorted(cdf, positions), len(w) - 1), float(k_hat)
-
+    # side="right": a position on a step lands after it, never on a zero-weight draw.
+    return np.searchsorted(cdf, positions, side="right"), float(k_hat)
