@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/smib.py
 	$(BIN)/python benchmarks/battery_spm.py
 	$(BIN)/python benchmarks/engines.py
+	$(BIN)/python benchmarks/soh.py
 
 case-study: install
 	$(BIN)/python case_studies/power_smib/compare.py
@@ -37,3 +38,4 @@ case-study: install
 	$(BIN)/python case_studies/battery_spm/compare.py
 	$(BIN)/python case_studies/reservoir/compare.py
 	$(BIN)/python case_studies/exactness/compare.py
+	$(BIN)/python case_studies/battery_soh/compare.py

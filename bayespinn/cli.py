@@ -174,14 +174,21 @@ def cmd_soh(args) -> int:
     from bayespinn.soh import run_soh
 
     _jax_setup(1)
-    run = run_soh(
-        args.study,
-        executor=args.executor,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        out=Path(args.out) if args.out else None,
-        progress=not args.quiet,
-    )
+    try:
+        run = run_soh(
+            args.study,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            out=Path(args.out) if args.out else None,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            "bayespinn: interrupted; finished cycles are kept, and the same command continues",
+            file=sys.stderr,
+        )
+        return 130
     ok = sum(r["status"] == "ok" for r in run.results)
     print(
         f"{ok} cycles calibrated, {len(run.results) - ok} failed, {len(run.skipped)} skipped "

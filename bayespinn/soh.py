@@ -95,7 +95,9 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
 
     model = checks.load_model(study)
     if model.name != "battery.spm":
-        raise UserError(f"{study.path}: [surrogate] name: found {model.name!r}, expected 'battery.spm' for a soh study")
+        raise UserError(
+            f"{study.path}: [surrogate] name: found {model.name!r}, expected 'battery.spm' for a soh study"
+        )
     wanted = list(model.parameters)
     if sorted(study.priors) != sorted(wanted):
         raise UserError(
@@ -117,13 +119,19 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
         end_voltage_v=KNEE_V,
     )
     voltages = np.concatenate([r.voltage_v for r in records])
-    noise = checks.resolve_noise(study, Measurements(study.data_path, np.arange(len(voltages)), {OBS: voltages}))
+    noise = checks.resolve_noise(
+        study, Measurements(study.data_path, np.arange(len(voltages)), {OBS: voltages})
+    )
     held_out = model.validation_residuals({})
     sd = np.sqrt(np.mean(held_out["residuals"][OBS] ** 2, axis=0))
     if inf.surrogate_error == "off":
         sd = np.zeros_like(sd)
     svi = SVISettings(
-        guide=inf.guide, steps=inf.svi_steps, learning_rate=inf.learning_rate, draws=inf.samples, seed=inf.seed
+        guide=inf.guide,
+        steps=inf.svi_steps,
+        learning_rate=inf.learning_rate,
+        draws=inf.samples,
+        seed=inf.seed,
     )
     job = SohJob(
         surrogate=model.name,
@@ -184,7 +192,9 @@ def _execute(executor: str, scheduler: str | None, workers: int | None, job: Soh
     if executor not in EXECUTORS:
         raise UserError(f"--executor: found {executor!r}, expected one of {', '.join(EXECUTORS)}")
     if scheduler and executor != "dask":
-        raise UserError(f"--scheduler: found {scheduler!r} with --executor {executor}, expected --executor dask")
+        raise UserError(
+            f"--scheduler: found {scheduler!r} with --executor {executor}, expected --executor dask"
+        )
     fingerprints = {record_key(r.cell, r.cycle): _fingerprint(job, r) for b in batches for r in b}
     run = _dask if executor == "dask" else _local
     for batch, results in run(job, batches, workers, scheduler):
@@ -197,7 +207,10 @@ def _execute(executor: str, scheduler: str | None, workers: int | None, job: Soh
 def _failed_batch(batch: list, error: BaseException) -> list[dict]:
     """A batch whose worker died (not an error inside it: calibrate_batch records those)."""
     message = f"{type(error).__name__}: {error}"
-    return [{"cell": r.cell, "cycle": r.cycle, "c_rate": r.c_rate, "status": "failed", "error": message} for r in batch]
+    return [
+        {"cell": r.cell, "cycle": r.cycle, "c_rate": r.c_rate, "status": "failed", "error": message}
+        for r in batch
+    ]
 
 
 def _local(job: SohJob, batches: list, workers: int | None, _scheduler):
@@ -211,8 +224,8 @@ def _local(job: SohJob, batches: list, workers: int | None, _scheduler):
         for batch in batches:
             yield batch, calibrate_batch(job, batch)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
         futures = {pool.submit(calibrate_batch, job, batch): batch for batch in batches}
         for future in as_completed(futures):
             batch = futures[future]
@@ -220,6 +233,9 @@ def _local(job: SohJob, batches: list, workers: int | None, _scheduler):
                 yield batch, future.result()
             except Exception as error:  # noqa: BLE001 - a dead worker fails its batch, not the run
                 yield batch, _failed_batch(batch, error)
+    finally:
+        # Interrupted: batches not yet started are dropped; what finished is already on disk.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask(job: SohJob, batches: list, workers: int | None, scheduler: str | None):
@@ -236,7 +252,9 @@ def _dask(job: SohJob, batches: list, workers: int | None, scheduler: str | None
         )
         client = Client(cluster)
     try:
-        futures = {client.submit(calibrate_batch, job, batch, pure=False): i for i, batch in enumerate(batches)}
+        futures = {
+            client.submit(calibrate_batch, job, batch, pure=False): i for i, batch in enumerate(batches)
+        }
         for future in as_completed(futures):
             batch = batches[futures[future]]
             try:

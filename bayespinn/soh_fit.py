@@ -29,8 +29,8 @@ OBS = "Voltage [V]"
 CAPACITY = "capacity [A.h]"
 _LENGTH_STEP = 64  # readings: records are padded to a multiple of this
 _SEARCH_POINTS = 256  # scrambled Sobol points over the prior box, per record
-_COARSE_STEP_S = 30.0  # capacity: grid that brackets the cut-off, then bisection
-_BISECTIONS = 24  # 30 s / 2²⁴ ≈ 2 µs
+_COARSE_STEP_S = 60.0  # capacity: grid that brackets the cut-off, then bisection
+_BISECTIONS = 25  # 60 s / 2²⁵ ≈ 2 µs
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,13 @@ def calibrate_batch(job: SohJob, records: list) -> list[dict]:
 
 
 def _failed(record, error: str) -> dict:
-    return {"cell": record.cell, "cycle": record.cycle, "c_rate": record.c_rate, "status": "failed", "error": error}
+    return {
+        "cell": record.cell,
+        "cycle": record.cycle,
+        "c_rate": record.c_rate,
+        "status": "failed",
+        "error": error,
+    }
 
 
 @dataclass(frozen=True)
@@ -137,17 +143,19 @@ def _calibrate(job: SohJob, records: list) -> list[dict]:
         for k, v in draws.items():
             kept[k].append(v)
         finite = all(np.all(np.isfinite(v)) for v in draws.values())
-        results.append({
-            "cell": record.cell,
-            "cycle": record.cycle,
-            "c_rate": record.c_rate,
-            "points": len(record.time_s),
-            "status": "ok",
-            "k_hat": k_hat,
-            "converged": bool(finite and k_hat <= K_HAT_MAX),
-            "newton_decrement": float(fit.newton_decrement[b]),
-            "draws": {k: v.tolist() for k, v in draws.items()},
-        })
+        results.append(
+            {
+                "cell": record.cell,
+                "cycle": record.cycle,
+                "c_rate": record.c_rate,
+                "points": len(record.time_s),
+                "status": "ok",
+                "k_hat": k_hat,
+                "converged": bool(finite and k_hat <= K_HAT_MAX),
+                "newton_decrement": float(fit.newton_decrement[b]),
+                "draws": {k: v.tolist() for k, v in draws.items()},
+            }
+        )
     capacity = _capacity_ah(programs, job, {k: np.stack(kept[k]) for k in job.priors})
     wall = time.perf_counter() - t0
     for b, result in enumerate(results):
@@ -161,7 +169,9 @@ def _key(seed: int, cell: str, cycle: int) -> np.ndarray:
     """A record's own PRNG key: the run's seed folded with a stable hash of (cell, cycle)."""
     import jax
 
-    return np.asarray(jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(record_key(cell, cycle).encode())))
+    return np.asarray(
+        jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(record_key(cell, cycle).encode()))
+    )
 
 
 def _padded(records: list, size: int) -> dict[str, np.ndarray]:

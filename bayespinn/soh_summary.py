@@ -26,7 +26,21 @@ from bayespinn.soh_trend import trend_break
 __all__ = ["SOH", "indicator_table", "soh_alarms", "write_outputs"]
 
 SOH = "soh"
-COLUMNS = ("Cell", "Cycle", "quantity", "mean", "sd", "q5", "q50", "q95", "truth", "c_rate", "converged", "k_hat", "note")
+COLUMNS = (
+    "Cell",
+    "Cycle",
+    "quantity",
+    "mean",
+    "sd",
+    "q5",
+    "q50",
+    "q95",
+    "truth",
+    "c_rate",
+    "converged",
+    "k_hat",
+    "note",
+)
 
 
 def _probability_name(threshold: float) -> str:
@@ -98,30 +112,34 @@ def soh_alarms(table: pd.DataFrame, parameters: list[str], settings) -> list[dic
             # The posterior of a positive scale is near log-normal: its log has sd ≈ sd / mean.
             test = trend_break(q["Cycle"], np.log(q["mean"]), q["sd"] / q["mean"], alarm_p=settings.alarm_p)
             if test["alarm"]:
-                alarms.append({
-                    "cell": cell,
-                    "quantity": name,
-                    "cycle": int(test["cycle"]),
-                    "p_value": test["p_value"],
-                    "message": (
-                        f"log {name} changes slope at cycle {int(test['cycle'])} (p = {test['p_value']:.2g}): "
-                        f"{test['slope_before']:+.3g} → {test['slope_after']:+.3g} per cycle"
-                    ),
-                })
+                alarms.append(
+                    {
+                        "cell": cell,
+                        "quantity": name,
+                        "cycle": int(test["cycle"]),
+                        "p_value": test["p_value"],
+                        "message": (
+                            f"log {name} changes slope at cycle {int(test['cycle'])} (p = {test['p_value']:.2g}): "
+                            f"{test['slope_before']:+.3g} → {test['slope_after']:+.3g} per cycle"
+                        ),
+                    }
+                )
         p_below = rows[rows["quantity"] == _probability_name(settings.soh_threshold)].sort_values("Cycle")
         crossed = p_below[p_below["mean"] > 0.5]
         if len(crossed):
             first = crossed.iloc[0]
-            alarms.append({
-                "cell": cell,
-                "quantity": SOH,
-                "cycle": int(first["Cycle"]),
-                "p_value": float("nan"),
-                "message": (
-                    f"SOH below {settings.soh_threshold:.0%} with probability {first['mean']:.2f} "
-                    f"from cycle {int(first['Cycle'])}"
-                ),
-            })
+            alarms.append(
+                {
+                    "cell": cell,
+                    "quantity": SOH,
+                    "cycle": int(first["Cycle"]),
+                    "p_value": float("nan"),
+                    "message": (
+                        f"SOH below {settings.soh_threshold:.0%} with probability {first['mean']:.2f} "
+                        f"from cycle {int(first['Cycle'])}"
+                    ),
+                }
+            )
     return alarms
 
 
@@ -130,7 +148,9 @@ def write_outputs(run_dir, study, settings, job, results: list[dict], skipped: l
     parameters = list(job.priors)
     table = indicator_table(results, parameters, settings)
     alarms = soh_alarms(table, parameters, settings)
-    failed = [{"cell": r["cell"], "cycle": r["cycle"], "error": r["error"]} for r in results if r["status"] != "ok"]
+    failed = [
+        {"cell": r["cell"], "cycle": r["cycle"], "error": r["error"]} for r in results if r["status"] != "ok"
+    ]
     not_converged = [
         {"cell": r["cell"], "cycle": r["cycle"], "k_hat": r["k_hat"]}
         for r in results

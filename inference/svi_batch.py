@@ -77,7 +77,7 @@ def batch_fitter(model, supports: dict, settings: SVISettings):
     return fit
 
 
-_NEWTON_STEPS = 40
+_NEWTON_STEPS = 41  # the first evaluates the start
 _PROPOSAL_DF = 5.0
 
 
@@ -97,9 +97,8 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
         return potential_energy(model, (), kwargs, unravel(z))
 
     z0 = jnp.stack([biject_to(supports[k]).inv(start[k]) for k in names])
-    z_map, hessian = _newton(potential, z0)
+    z_map, g, hessian = _newton(potential, z0)
     scale_tril = jnp.linalg.cholesky(jnp.linalg.inv(hessian))
-    g = jax.grad(potential)(z_map)
     decrement = g @ jnp.linalg.solve(hessian, g)
     fit_key, draw_key = jax.random.split(key)
     if settings.guide == "mvn":
@@ -118,40 +117,48 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
 
 
 def _newton(potential, z0):
-    """The mode of exp(−potential) by Levenberg–Marquardt steps from ``z0``; (mode, Hessian).
+    """The mode of exp(−potential) by Levenberg–Marquardt steps from ``z0``; (mode, gradient and
+    Hessian there).
 
     A step is kept only where it lowers the potential; the damping λ shrinks after a kept step
     and grows after a refused one, so far from the mode (an indefinite Hessian) the steps turn
-    into short gradient steps and near it into Newton's."""
+    into short gradient steps and near it into Newton's. Value, gradient and Hessian come from one
+    linearisation of the gradient, so the model is compiled into the loop once, not three times."""
     import jax
     import jax.numpy as jnp
 
-    grad, hess = jax.grad(potential), jax.hessian(potential)
     eye = jnp.eye(z0.shape[0])
 
+    def second_order(z):
+        (u, g), tangent = jax.linearize(jax.value_and_grad(potential), z)
+        return u, g, jax.vmap(tangent)(eye)[1]
+
     def step(carry):
-        i, z, u, lam, _ = carry
-        g, h = grad(z), hess(z)
-        damped = h + lam * eye * (1.0 + jnp.abs(jnp.diag(h)))
-        dz = -jnp.linalg.solve(damped, g)
-        u_new = potential(z + dz)
+        i, z, u, g, h, lam, _ = carry
+        dz = -jnp.linalg.solve(h + lam * eye * (1.0 + jnp.abs(jnp.diag(h))), g)
+        u_new, g_new, h_new = second_order(z + dz)
         better = jnp.isfinite(u_new) & (u_new < u)
+        lam = jnp.where(jnp.isinf(u), lam, jnp.where(better, lam / 3, lam * 4))
         # Converged once a kept step predicts a decrease below 1e-9 in log density (half Newton's
         # decrement); a step away from a mode (indefinite Hessian) predicts an increase: not done.
-        done = (better & (-(g @ dz) < 1e-9)) | (lam > 1e12)
-        z, u = jnp.where(better, z + dz, z), jnp.where(better, u_new, u)
-        return i + 1, z, u, jnp.where(better, lam / 3, lam * 4), done
+        done = (better & jnp.isfinite(u) & (-(g @ dz) < 1e-9)) | (lam > 1e12)
+        keep = jax.tree.map(
+            lambda new, old: jnp.where(better, new, old), (z + dz, u_new, g_new, h_new), (z, u, g, h)
+        )
+        return (i + 1, *keep, lam, done)
 
     def going(carry):
         i, *_, done = carry
         return (i < _NEWTON_STEPS) & ~done
 
-    start = (0, z0, potential(z0), jnp.asarray(1e-3), jnp.asarray(False))
-    _, z, _, _, _ = jax.lax.while_loop(going, step, start)
-    h = hess(z)
+    # The first step is a null step from a point "worse than anything": it evaluates z0 inside
+    # the loop, so the model is not compiled a second time outside it.
+    n = z0.shape[0]
+    start = (0, z0, jnp.asarray(jnp.inf), jnp.zeros(n), eye, jnp.asarray(1e-3), jnp.asarray(False))
+    _, z, _, g, h, _, _ = jax.lax.while_loop(going, step, start)
     # A mode's Hessian is positive definite; where the search stopped short, keep the draws finite.
     w, v = jnp.linalg.eigh(0.5 * (h + h.T))
-    return z, (v * jnp.maximum(w, 1e-8 * jnp.max(jnp.abs(w)))) @ v.T
+    return z, g, (v * jnp.maximum(w, 1e-8 * jnp.max(jnp.abs(w)))) @ v.T
 
 
 def _svi_from(model, kwargs: dict, settings: SVISettings, key, loc, scale_tril):

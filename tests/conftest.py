@@ -4,17 +4,16 @@ import os
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
+import tempfile
+
+# Each calibration builds its model anew, so JAX's in-memory cache misses even when a test
+# compiles the very sampler an earlier one did (the same surrogate, data of the same shape); the
+# persistent cache, keyed on the compiled program, answers those from disk. Set in the
+# environment before JAX starts, so worker processes (a Dask cluster's) share it too.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="bayespinn-jax-")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+
 import numpyro
 
 numpyro.set_host_device_count(2)
 numpyro.enable_x64()
-
-import tempfile
-
-import jax
-
-# Each calibration builds its model anew, so JAX's in-memory cache misses even when a test
-# compiles the very sampler an earlier one did (the same surrogate, data of the same shape); the
-# persistent cache, keyed on the compiled program, answers those from disk.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="bayespinn-jax-"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
