@@ -29,7 +29,7 @@ import numpy as np
 from bayespinn.errors import UserError
 from bayespinn.report import _write_atomic
 from bayespinn.soh_data import CycleRecord, Skipped, load_cycles, soh_settings
-from bayespinn.soh_fit import OBS, SohJob, calibrate_batch, record_key
+from bayespinn.soh_fit import OBS, SohJob, calibrate_batch, failed_result, record_key
 from bayespinn.study import Study, load_study
 
 __all__ = ["EXECUTORS", "SohRun", "run_soh"]
@@ -206,11 +206,7 @@ def _execute(executor: str, scheduler: str | None, workers: int | None, job: Soh
 
 def _failed_batch(batch: list, error: BaseException) -> list[dict]:
     """A batch whose worker died (not an error inside it: calibrate_batch records those)."""
-    message = f"{type(error).__name__}: {error}"
-    return [
-        {"cell": r.cell, "cycle": r.cycle, "c_rate": r.c_rate, "status": "failed", "error": message}
-        for r in batch
-    ]
+    return [failed_result(r, f"{type(error).__name__}: {error}") for r in batch]
 
 
 def _local(job: SohJob, batches: list, workers: int | None, _scheduler):

@@ -23,7 +23,7 @@ from inference.model import ModelSpec, Noise, sigma_site
 from inference.priors import Prior
 from inference.svi import SVISettings
 
-__all__ = ["CAPACITY", "OBS", "SohJob", "calibrate_batch", "record_key"]
+__all__ = ["CAPACITY", "OBS", "SohJob", "calibrate_batch", "failed_result", "record_key"]
 
 OBS = "Voltage [V]"
 CAPACITY = "capacity [A.h]"
@@ -68,10 +68,11 @@ def calibrate_batch(job: SohJob, records: list) -> list[dict]:
         if len(records) > 1:
             return [r for record in records for r in calibrate_batch(job, [record])]
         record = records[0]
-        return [_failed(record, f"{type(error).__name__}: {error}")]
+        return [failed_result(record, f"{type(error).__name__}: {error}")]
 
 
-def _failed(record, error: str) -> dict:
+def failed_result(record, error: str) -> dict:
+    """The result of a record whose calibration raised ``error``."""
     return {
         "cell": record.cell,
         "cycle": record.cycle,

@@ -42,7 +42,7 @@ sigma = 0.005
 [inference]
 chains = 2
 warmup = 300
-samples = 300
+samples = 400
 seed = 1
 
 [output]
