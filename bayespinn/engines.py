@@ -126,6 +126,7 @@ def _pyro(prep, progress: bool):
         samples=inf.samples,
         seed=inf.seed,
         target_accept=inf.target_accept,
+        dense_mass=inf.dense_mass,
         guide=inf.guide,
         svi_steps=inf.svi_steps,
         learning_rate=inf.learning_rate,

@@ -39,6 +39,7 @@ class PyroSettings:
     samples: int = 1000
     seed: int = 0
     target_accept: float = 0.8
+    dense_mass: bool = True  # nuts: adapt a full mass matrix, as the NumPyro backend does
     # svi: normal (AutoNormal) | mvn (AutoMultivariateNormal) | flow (AutoIAFNormal)
     # | laplace (AutoLaplaceApproximation)
     guide: str = "mvn"
@@ -206,7 +207,12 @@ def _nuts_chain(model, y: dict, settings: PyroSettings, chain: int, progress: bo
     from pyro.infer.autoguide.initialization import init_to_median
 
     pyro.set_rng_seed(settings.seed + chain)
-    kernel = NUTS(model, target_accept_prob=settings.target_accept, init_strategy=init_to_median)
+    kernel = NUTS(
+        model,
+        target_accept_prob=settings.target_accept,
+        full_mass=settings.dense_mass,
+        init_strategy=init_to_median,
+    )
     mcmc = MCMC(
         kernel, num_samples=settings.samples, warmup_steps=settings.warmup, disable_progbar=not progress
     )

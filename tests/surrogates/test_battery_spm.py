@@ -143,7 +143,11 @@ def test_shipped_residual_curves_are_surrogate_minus_pybamm():
             model.numpy_forward(at, **values)["Voltage [V]"]
             - spm_reference.solve(at, **values)["Voltage [V]"]
         )
-        np.testing.assert_allclose(curves[k], fresh, rtol=0, atol=1e-9)
+        # 1 µV: the reference's own spread between installs. The last readings sit on the cut-off
+        # cliff (dV/dt ~ 10 mV/s), where IDAKLU at rtol 1e-9 moved by up to 0.29 µV between the
+        # card's install and CI's (same PyBaMM, pybammsolvers and CasADi); a curve of another point
+        # or of the wrong sign differs by 2.4-23,000 µV.
+        np.testing.assert_allclose(curves[k], fresh, rtol=0, atol=1e-6)
 
 
 def test_residual_grid_counts_the_discharge_to_cutoff():
