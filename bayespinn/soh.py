@@ -155,7 +155,7 @@ def _fingerprint(job: SohJob, record: CycleRecord) -> str:
     h = hashlib.sha256(repr(job).encode())
     for array in (record.time_s, record.voltage_v):
         h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-    h.update(repr(record.c_rate).encode())
+    h.update(repr((record.c_rate, record.c_rate_se)).encode())
     return h.hexdigest()
 
 

@@ -9,8 +9,15 @@ import tempfile
 # Each calibration builds its model anew, so JAX's in-memory cache misses even when a test
 # compiles the very sampler an earlier one did (the same surrogate, data of the same shape); the
 # persistent cache, keyed on the compiled program, answers those from disk. Set in the
-# environment before JAX starts, so worker processes (a Dask cluster's) share it too.
-os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="bayespinn-jax-")
+# environment before JAX starts, so worker processes (a Dask cluster's, pytest-xdist's) share it.
+_run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one id for all xdist workers of a run
+_cache = (
+    os.path.join(tempfile.gettempdir(), f"bayespinn-jax-{_run}")
+    if _run
+    else tempfile.mkdtemp(prefix="bayespinn-jax-")
+)
+os.makedirs(_cache, exist_ok=True)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 
 import numpyro

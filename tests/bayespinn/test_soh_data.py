@@ -275,12 +275,16 @@ def test_a_bad_cycle_is_skipped_with_its_reason_and_the_others_load(tmp_path: Pa
 
 
 def test_a_current_within_two_percent_is_constant(tmp_path: Path):
-    noisy = [5.0 + 0.09 * (-1) ** i for i in range(POINTS)]  # 1.8 % either side of 5 A
+    noisy = np.where(np.arange(POINTS) % 3 == 0, 5.07, 4.98)  # 1.8 % above the median (4.98 A)
     records, skipped = load_cycles(
         _csv(tmp_path, _table(lambda frame: frame.assign(**{"Current [A]": noisy}))), SohSettings(), **LIMITS
     )
     assert skipped == [] and len(records) == len(ALL)
-    assert records[1].current_a == pytest.approx(5.0)  # the median, not the first sample (5.09)
+    # The mean of the readings, not the median (4.98 A) the checks use.
+    assert records[1].current_a == pytest.approx(noisy.mean(), rel=1e-12) and noisy.mean() > 5.0
+    assert records[1].c_rate == pytest.approx(noisy.mean() / 5.0, rel=1e-12)
+    se = np.std(noisy, ddof=1) / np.sqrt(POINTS) / 5.0
+    assert records[1].c_rate_se == pytest.approx(se, rel=1e-12) and se > 0
 
 
 def test_only_selected_cycles_are_checked(tmp_path: Path):
