@@ -18,7 +18,7 @@ _cache = (
 )
 os.makedirs(_cache, exist_ok=True)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import numpyro
 

@@ -55,7 +55,7 @@ def test_delayed_acceptance_run_agrees_with_the_exact_grid_posterior(tmp_path):
 def test_check_exact_cli_compares_a_run_with_the_grid(tmp_path, capsys):
     from bayespinn.cli import main
 
-    path = write_study(tmp_path, points=41, warmup=300, samples=500)
+    path = write_study(tmp_path, points=41, warmup=200, samples=200)
     out = tmp_path / "exact.json"
     assert main(["check-exact", str(path), "--grid", "31", "--quiet", "--out", str(out)]) == 0
     result = json.loads(out.read_text())

@@ -25,7 +25,7 @@ SIGMA = '{"Angle [rad]" = 0.01, "Frequency deviation [rad.s-1]" = 0.01}'
 
 @pytest.mark.slow
 def test_90_percent_intervals_cover_the_truth(tmp_path):
-    study = load_study(write_study(tmp_path, sigma=SIGMA, warmup=300, samples=400))
+    study = load_study(write_study(tmp_path, sigma=SIGMA, warmup=200, samples=200))
     result = check_calibration(study, trials=N_DATASETS, seed=20261129)
     covered = {name: row["levels"]["90%"]["inside"] for name, row in result["parameters"].items()}
     print(f"covered out of {N_DATASETS}: {covered}; warnings: {result['warnings']}")
