@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/bayespinn demo
 
 test: install-test
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=30
 
 lint: install-test
 	$(BIN)/ruff check bayespinn surrogates inference tests benchmarks case_studies

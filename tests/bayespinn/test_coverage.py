@@ -46,7 +46,7 @@ def test_check_calibration_flags_intervals_that_are_too_narrow(tmp_path):
     sigma = '{"Angle [rad]" = 0.0001, "Frequency deviation [rad.s-1]" = 0.0001}'
     extra = 'surrogate_error = "off"\n'
     study = load_study(write_study(tmp_path, sigma=sigma, warmup=150, samples=150, inference_extra=extra))
-    result = check_calibration(study, trials=6, seed=1)
+    result = check_calibration(study, trials=4, seed=1)
     assert not result["calibrated"]
     assert any("too narrow" in w for w in result["warnings"]), result["warnings"]
 
