@@ -66,7 +66,7 @@ class CycleRecord:
     # The C-rate's standard error, from the readings' scatter about their mean. The fit carries it
     # (soh_fit) rather than take the C-rate as exact: a cycle's charge is its current times its
     # duration, so a C-rate 0.02 % off moves the fitted diffusivity by about one posterior sd.
-    c_rate_se: float = 0.0
+    c_rate_se: float
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,10 @@ SIGMA = '{"Angle [rad]" = 0.0115, "Frequency deviation [rad.s-1]" = 0.0105}'
 ENGINES = {
     "svi-mvn": ('engine = "svi"\nguide = "mvn"\nsvi_steps = 3000\n', 0.25),
     "esmda": ('engine = "esmda"\nensemble_size = 400\nassimilations = 8\nschedule = "decreasing"\n', 0.35),
-    "pyro-svi": ('engine = "svi"\nbackend = "pyro"\nguide = "mvn"\nsvi_steps = 1500\nlearning_rate = 0.03\n', 0.3),
+    "pyro-svi": (
+        'engine = "svi"\nbackend = "pyro"\nguide = "mvn"\nsvi_steps = 1500\nlearning_rate = 0.03\n',
+        0.3,
+    ),
 }
 
 
