@@ -88,6 +88,7 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
     before anything is written."""
     from bayespinn import checks
     from bayespinn.data import Measurements
+    from inference.nuts import MCMCSettings
     from inference.svi import SVISettings
     from surrogates.battery import chen2020
     from surrogates.battery.spm_models import KNEE_V
@@ -105,10 +106,12 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
             f"{', '.join(wanted)} (the C-rate of each cycle comes from its current)"
         )
     inf = study.inference
-    if inf.engine != "svi" or inf.guide not in _BATCHED_GUIDES:
+    batched = inf.engine == "nuts" or (inf.engine == "svi" and inf.guide in _BATCHED_GUIDES)
+    if not batched or inf.backend != "numpyro":
         raise UserError(
-            f"{study.path}: [inference] engine: found {inf.engine!r} (guide {inf.guide!r}), expected "
-            "'svi' with guide 'laplace' or 'mvn' for a soh study (batched over cycles, checked by PSIS)"
+            f"{study.path}: [inference] engine: found {inf.engine!r} (guide {inf.guide!r}, backend "
+            f"{inf.backend!r}), expected 'nuts', or 'svi' with guide 'laplace' or 'mvn', on numpyro "
+            "for a soh study (batched over cycles)"
         )
     records, skipped = load_cycles(
         study.data_path,
@@ -126,13 +129,24 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
     sd = np.sqrt(np.mean(held_out["residuals"][OBS] ** 2, axis=0))
     if inf.surrogate_error == "off":
         sd = np.zeros_like(sd)
-    svi = SVISettings(
-        guide=inf.guide,
-        steps=inf.svi_steps,
-        learning_rate=inf.learning_rate,
-        draws=inf.samples,
-        seed=inf.seed,
-    )
+    svi = mcmc = None
+    if inf.engine == "nuts":
+        mcmc = MCMCSettings(
+            chains=inf.chains,
+            warmup=inf.warmup,
+            samples=inf.samples,
+            seed=inf.seed,
+            target_accept=inf.target_accept,
+            dense_mass=inf.dense_mass,
+        )
+    else:
+        svi = SVISettings(
+            guide=inf.guide,
+            steps=inf.svi_steps,
+            learning_rate=inf.learning_rate,
+            draws=inf.samples,
+            seed=inf.seed,
+        )
     job = SohJob(
         surrogate=model.name,
         priors=dict(study.priors),
@@ -140,6 +154,7 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
         surrogate_sd_grid=tuple(map(float, held_out["grid"])),
         surrogate_sd_v=tuple(map(float, sd)),
         svi=svi,
+        mcmc=mcmc,
         reference_c_rate=settings.reference_c_rate,
         seed=inf.seed,
         batch_size=min(settings.batch_size, len(records)),

@@ -2,8 +2,10 @@
 
 ``calibrate_batch(job, records)`` is what an executor (a local process or a Dask worker) runs. It
 pads the batch's records to one length, finds each record's starting point by a coarse search,
-fits them all with vectorised SVI, checks each fit with PSIS (``inference.svi_batch``), and
-predicts each draw's discharge capacity at the reference C-rate. Everything it returns is plain
+calibrates them all in one compiled computation with the job's engine, and predicts each draw's
+discharge capacity at the reference C-rate. The engines: vectorised SVI, each fit checked and
+corrected by PSIS (``inference.svi_batch``), or NUTS chains vectorised over the records, each
+record's chains checked by R-hat, ESS, divergences and E-BFMI (``inference.nuts_batch``). Everything it returns is plain
 JSON, so results travel between processes and land on disk without pickle.
 
 The batch is a pure function of the job and the records: each record's random key comes from the
@@ -20,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.model import ModelSpec, Noise, sigma_site
+from inference.nuts import MCMCSettings
 from inference.priors import Prior
 from inference.svi import SVISettings
 
-__all__ = ["CAPACITY", "OBS", "SohJob", "calibrate_batch", "failed_result", "record_key"]
+__all__ = ["CAPACITY", "OBS", "SohJob", "calibrate_batch", "engine_label", "failed_result", "record_key"]
 
 OBS = "Voltage [V]"
 CAPACITY = "capacity [A.h]"
@@ -52,7 +55,9 @@ class SohJob:
     # of 38 of 60 synthetic cycles).
     surrogate_sd_grid: tuple[float, ...]
     surrogate_sd_v: tuple[float, ...]
-    svi: SVISettings
+    # The engine: exactly one of these is set.
+    svi: SVISettings | None  # batched Laplace or full-rank SVI, PSIS-checked
+    mcmc: MCMCSettings | None  # batched NUTS
     reference_c_rate: float
     seed: int
     batch_size: int  # every batch is padded to this many records: one compiled program for all
@@ -93,7 +98,7 @@ class _Programs:
 
     search: object  # (t_s, c_rate, y, mask) (B, T) -> (design points, B) sums of squares
     design: dict  # {parameter: (points,)}
-    fit: object  # inference.svi_batch.batch_fitter
+    fit: object  # inference.svi_batch.batch_fitter or inference.nuts_batch.batch_sampler
     capacity: object  # {parameter: (N,)} -> (N,) cut-off time [s] at the reference C-rate
 
 
@@ -106,6 +111,7 @@ def _programs(job: SohJob) -> _Programs:
         import numpyro
         from numpyro.distributions import constraints
 
+        from inference.nuts_batch import batch_sampler
         from inference.priors import distribution
         from inference.svi_batch import batch_fitter
         from surrogates.registry import load
@@ -117,14 +123,23 @@ def _programs(job: SohJob) -> _Programs:
             supports[sigma_site(OBS)] = constraints.positive
         supports[_C_RATE_Z] = constraints.real
         search, design = _search_program(model, job)
-        fit = batch_fitter(_numpyro_model(model, job), supports, job.svi)
+        numpyro_model = _numpyro_model(model, job)
+        if job.mcmc is not None:
+            fit = batch_sampler(numpyro_model, supports, job.mcmc)
+        else:
+            fit = batch_fitter(numpyro_model, supports, job.svi)
         _PROGRAMS[key] = _Programs(search, design, fit, _capacity_program(model, job))
     return _PROGRAMS[key]
 
 
-def _calibrate(job: SohJob, records: list) -> list[dict]:
-    from inference.svi_batch import K_HAT_MAX, psis_resample
+def engine_label(job: SohJob) -> str:
+    if job.mcmc is not None:
+        m = job.mcmc
+        return f"nuts ({m.chains} chains × {m.samples} draws after {m.warmup} warmup), batched"
+    return f"svi ({job.svi.guide}), batched, PSIS-checked"
 
+
+def _calibrate(job: SohJob, records: list) -> list[dict]:
     t0 = time.perf_counter()
     programs = _programs(job)
     batch = _padded(records, job.batch_size)
@@ -144,13 +159,16 @@ def _calibrate(job: SohJob, records: list) -> list[dict]:
         "c_rate_se": batch["c_rate_se"],
     }
     fit = programs.fit(kwargs, start, keys)
-    results, kept = [], {k: [] for k in fit.draws}
+    posterior = _nuts_posterior if job.mcmc is not None else _svi_posterior
+    results, kept = [], {k: [] for k in job.priors}
     for b, record in enumerate(records):
-        index, k_hat = psis_resample(fit.log_w[b], job.svi.draws, np.random.default_rng(keys[b]))
-        draws = {k: v[b][index] for k, v in fit.draws.items() if k != _C_RATE_Z}
-        for k, v in draws.items():
-            kept[k].append(v)
-        finite = all(np.all(np.isfinite(v)) for v in draws.values())
+        draws, check = posterior(job, fit, b, keys[b])
+        draws = {k: v for k, v in draws.items() if k != _C_RATE_Z}
+        for k, values in kept.items():
+            values.append(draws[k])
+        if not all(np.all(np.isfinite(v)) for v in draws.values()):
+            problem = "; ".join(filter(None, [check["problem"], "draws not finite"]))
+            check = {**check, "converged": False, "problem": problem}
         results.append(
             {
                 "cell": record.cell,
@@ -158,9 +176,7 @@ def _calibrate(job: SohJob, records: list) -> list[dict]:
                 "c_rate": record.c_rate,
                 "points": len(record.time_s),
                 "status": "ok",
-                "k_hat": k_hat,
-                "converged": bool(finite and k_hat <= K_HAT_MAX),
-                "newton_decrement": float(fit.newton_decrement[b]),
+                **check,
                 "draws": {k: v.tolist() for k, v in draws.items()},
             }
         )
@@ -171,6 +187,29 @@ def _calibrate(job: SohJob, records: list) -> list[dict]:
         result["batch_wall_time_s"] = round(wall, 3)
         result["batch_records"] = len(records)
     return results
+
+
+def _svi_posterior(job: SohJob, fit, b: int, key) -> tuple[dict, dict]:
+    """Record b's guide draws resampled by PSIS, and the check: k̂ ≤ 0.7."""
+    from inference.svi_batch import K_HAT_MAX, psis_resample
+
+    index, k_hat = psis_resample(fit.log_w[b], job.svi.draws, np.random.default_rng(key))
+    check = {
+        "k_hat": k_hat,
+        "converged": bool(k_hat <= K_HAT_MAX),
+        "problem": "" if k_hat <= K_HAT_MAX else f"PSIS k̂ = {k_hat:.2f} > {K_HAT_MAX}",
+        "newton_decrement": float(fit.newton_decrement[b]),
+    }
+    return {k: v[b][index] for k, v in fit.draws.items()}, check
+
+
+def _nuts_posterior(job: SohJob, chains, b: int, _key) -> tuple[dict, dict]:
+    """Record b's chains pooled, and their diagnostics over every latent site (σ and the C-rate
+    error too: a chain stuck in either would bias the parameters)."""
+    from inference.nuts_batch import chain_diagnostics
+
+    check = chain_diagnostics(chains, b, sorted(chains.draws))
+    return {k: v[b].ravel() for k, v in chains.draws.items()}, {"k_hat": None, **check}
 
 
 def _key(seed: int, cell: str, cycle: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayespinn.report import _write_atomic
-from bayespinn.soh_fit import CAPACITY
+from bayespinn.soh_fit import CAPACITY, engine_label
 from bayespinn.soh_report import write_soh_report
 from bayespinn.soh_trend import trend_break
 
@@ -50,7 +50,7 @@ def _probability_name(threshold: float) -> str:
 def _note(result: dict) -> str:
     if result["converged"]:
         return ""
-    return f"PSIS k̂ = {result['k_hat']:.2f} > 0.7: the fit's draws do not represent the posterior"
+    return f"{result['problem']}: the draws may not represent the posterior"
 
 
 def _row(result: dict, quantity: str, draws: np.ndarray) -> dict:
@@ -152,7 +152,7 @@ def write_outputs(run_dir, study, settings, job, results: list[dict], skipped: l
         {"cell": r["cell"], "cycle": r["cycle"], "error": r["error"]} for r in results if r["status"] != "ok"
     ]
     not_converged = [
-        {"cell": r["cell"], "cycle": r["cycle"], "k_hat": r["k_hat"]}
+        {"cell": r["cell"], "cycle": r["cycle"], "k_hat": r["k_hat"], "problem": r["problem"]}
         for r in results
         if r["status"] == "ok" and not r["converged"]
     ]
@@ -165,7 +165,7 @@ def write_outputs(run_dir, study, settings, job, results: list[dict], skipped: l
         "failed": failed,
         "not_converged": not_converged,
         "alarms": alarms,
-        "engine": f"{study.inference.engine} ({job.svi.guide}), batched, PSIS-checked",
+        "engine": engine_label(job),
         "cycles_per_minute": round(60.0 * calibrated / meta["wall_time_s"], 2),
         **meta,
     }

@@ -7,7 +7,10 @@ by PyBaMM into a temporary folder), in one run and in fresh run folders:
 2. ``batched_dask``: the same work on a Dask LocalCluster of 2 single-threaded worker processes,
    and how far its ``soh.csv`` is from the local run's (same seeds: it should be equal);
 3. ``batched_single_process``: the local executor with one worker (batches in this process);
-4. ``loop_of_single``: what a lab would otherwise run, one ``bayespinn.pipeline.calibrate`` per
+4. ``batched_nuts``: ``run_soh`` with ``engine = "nuts"`` (the project's defaults: 4 chains, 1000
+   warmup, 1000 samples), local executor, on a subset of the cycles in batches over the 2 cores,
+   extrapolated to all of them; its posterior means against the batched SVI run's;
+5. ``loop_of_single``: what a lab would otherwise run, one ``bayespinn.pipeline.calibrate`` per
    cycle with the project's default engine (NUTS, 4 chains, 1000 warmup, 1000 samples), each
    cycle written as its own one-cycle CSV and study; timed on a subset of the cycles and
    extrapolated to all of them.
@@ -16,7 +19,7 @@ One JSON object goes to stdout (and to ``--out``), progress to stderr. Wall time
 and cluster start-up, JAX compilation and the report, as a user waits for them; only ratios taken
 in one run are meant to travel between machines.
 
-    python benchmarks/soh.py [--quick] [--loop-cycles N] [--out PATH]
+    python benchmarks/soh.py [--quick] [--loop-cycles N] [--nuts-cycles N] [--out PATH]
 """
 
 from __future__ import annotations
@@ -205,6 +208,40 @@ def _means(run) -> dict[tuple[str, int], dict[str, float]]:
     }
 
 
+def _batched_nuts(study_path: Path, out: Path, cycles: list[int], warmup: int, samples: int, svi_run) -> dict:
+    """``run_soh`` with engine "nuts" on ``cycles`` of every cell, batches split over the cores."""
+    batch = -(-2 * len(cycles) // CPUS)  # both cells' cycles, one batch per core
+    nuts = f'engine = "nuts"\nchains = {CHAINS}\nwarmup = {warmup}\nsamples = {samples}'
+    text = study_path.read_text().replace('engine = "svi"\nguide = "laplace"', nuts)
+    text = text.replace("[soh]\n", f"[soh]\ncycles = {cycles}\nbatch_size = {batch}\n")
+    assert nuts in text and f"cycles = {cycles}" in text, "the case study's soh.toml changed"
+    nuts_study = study_path.with_name("soh_nuts.toml")
+    nuts_study.write_text(text)
+    run = _batched(nuts_study, out, "local", None, -(-2 * len(cycles) // batch))
+    all_cycles = len(_records(load_study(study_path)))
+    svi = {(r["cell"], r["cycle"]): r for r in svi_run.results if r["status"] == "ok"}
+    shifts = []
+    for r in run["_run"].results:
+        if r["status"] == "ok" and (r["cell"], r["cycle"]) in svi:
+            for k in SCALES:
+                other = np.asarray(svi[(r["cell"], r["cycle"])]["draws"][k])
+                shifts.append(abs(np.mean(r["draws"][k]) - other.mean()) / other.std())
+    run.pop("_run")
+    per_cycle = run["wall_time_s"] / run["cycles"]
+    return {
+        **run,
+        "engine": f"NUTS ({CHAINS} chains, {warmup} warmup, {samples} samples), batched by soh_fit",
+        "cycles_timed": f"cycles {cycles} of each cell",
+        "extrapolated_wall_time_s_for_all_cycles": sig(per_cycle * all_cycles),
+        "problems": sorted({p for r in _stored_results(out) for p in r.get("problem", "").split("; ") if p}),
+        "max_mean_shift_vs_batched_svi_in_svi_sd": sig(max(shifts)) if shifts else None,
+    }
+
+
+def _stored_results(run_dir: Path) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted((run_dir / "cycles").glob("*.json"))]
+
+
 # --- the loop of single calibrations -------------------------------------------------------------
 
 
@@ -326,6 +363,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--no-single-process", action="store_true", help="skip batched_single_process")
     p.add_argument(
+        "--nuts-cycles",
+        type=int,
+        default=None,
+        help="cycles per cell batched NUTS runs on (default 4, 1 with --quick; 0 skips it)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -362,6 +405,15 @@ def main(argv=None) -> int:
             runs["batched_single_process"] = _batched(data["study"], tmp / "single", "local", 1, batches)
         n = runs["batched_local"]["cycles"]
         means = _means(runs["batched_local"]["_run"])
+        nuts_n = (
+            1 if quick and args.nuts_cycles is None else (4 if args.nuts_cycles is None else args.nuts_cycles)
+        )
+        if nuts_n:
+            cycles = sorted({int(c) for c in np.linspace(1, cycles_per_cell, nuts_n).round()})
+            _log(f"batched_nuts: cycles {cycles} of each cell, NUTS {CHAINS} chains {warmup}+{samples}")
+            runs["batched_nuts"] = _batched_nuts(
+                data["study"], tmp / "nuts", cycles, warmup, samples, runs["batched_local"]["_run"]
+            )
         _log(f"loop_of_single: {loop_n} of {n} cycles, NUTS {CHAINS} chains {warmup}+{samples}")
         loop = _loop(data["study"], tmp / "loop", loop_n, warmup, samples, means)
     for r in runs.values():

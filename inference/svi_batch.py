@@ -31,7 +31,15 @@ import numpy as np
 from inference.correction import K_HAT_MAX
 from inference.svi import SVISettings, _optimizer
 
-__all__ = ["K_HAT_MAX", "BatchFit", "batch_fitter", "psis_resample"]
+__all__ = [
+    "K_HAT_MAX",
+    "BatchFit",
+    "Unconstrained",
+    "batch_fitter",
+    "newton_mode",
+    "psis_resample",
+    "unconstrained",
+]
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,24 @@ _NEWTON_STEPS = 41  # the first evaluates the start
 _PROPOSAL_DF = 5.0
 
 
-def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISettings, key):
-    import jax
+@dataclass(frozen=True)
+class Unconstrained:
+    """One data set's posterior in NumPyro's unconstrained space, latent sites flattened in
+    sorted order (the order NumPyro's guides flatten a dict of scalar sites in)."""
+
+    names: list[str]
+    potential: object  # z (n,) -> −log p(y, θ(z)) − log|dθ/dz|
+    to_z: object  # {site: physical value} -> z (n,) (leading batch axes allowed)
+    to_physical: object  # z (..., n) -> {site: physical (...)}
+
+
+def unconstrained(model, supports: dict, kwargs: dict) -> Unconstrained:
+    """``model(**kwargs)``'s potential over the sites of ``supports`` {site: constraint}."""
     import jax.numpy as jnp
-    import numpyro.distributions as dist
     from numpyro.distributions import biject_to
     from numpyro.infer.util import potential_energy
 
-    names = sorted(supports)  # the order NumPyro's guides flatten a dict of scalar sites in
+    names = sorted(supports)
 
     def unravel(z):
         return {k: z[..., i] for i, k in enumerate(names)}
@@ -96,8 +114,23 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
     def potential(z):
         return potential_energy(model, (), kwargs, unravel(z))
 
-    z0 = jnp.stack([biject_to(supports[k]).inv(start[k]) for k in names])
-    z_map, g, hessian = _newton(potential, z0)
+    def to_z(values):
+        return jnp.stack([biject_to(supports[k]).inv(values[k]) for k in names], axis=-1)
+
+    def to_physical(z):
+        return {k: biject_to(supports[k])(v) for k, v in unravel(z).items()}
+
+    return Unconstrained(names, potential, to_z, to_physical)
+
+
+def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISettings, key):
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+
+    space = unconstrained(model, supports, kwargs)
+    potential = space.potential
+    z_map, g, hessian = newton_mode(potential, space.to_z(start))
     scale_tril = jnp.linalg.cholesky(jnp.linalg.inv(hessian))
     decrement = g @ jnp.linalg.solve(hessian, g)
     fit_key, draw_key = jax.random.split(key)
@@ -111,12 +144,11 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
         else dist.MultivariateNormal(loc, scale_tril=scale_tril)
     )
     z = q.sample(draw_key, (settings.draws,))
-    u = unravel(z)
-    draws = {k: biject_to(supports[k])(u[k]) for k in names}
+    draws = space.to_physical(z)
     return draws, -jax.vmap(potential)(z) - q.log_prob(z), elbo, decrement
 
 
-def _newton(potential, z0):
+def newton_mode(potential, z0):
     """The mode of exp(−potential) by Levenberg–Marquardt steps from ``z0``; (mode, gradient and
     Hessian there).
 
