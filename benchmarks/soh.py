@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -213,6 +214,7 @@ def _batched_nuts(study_path: Path, out: Path, cycles: list[int], warmup: int, s
     batch = -(-2 * len(cycles) // CPUS)  # both cells' cycles, one batch per core
     nuts = f'engine = "nuts"\nchains = {CHAINS}\nwarmup = {warmup}\nsamples = {samples}'
     text = study_path.read_text().replace('engine = "svi"\nguide = "laplace"', nuts)
+    text = re.sub(r"(?m)^batch_size = \d+\n", "", text)  # --quick set one
     text = text.replace("[soh]\n", f"[soh]\ncycles = {cycles}\nbatch_size = {batch}\n")
     assert nuts in text and f"cycles = {cycles}" in text, "the case study's soh.toml changed"
     nuts_study = study_path.with_name("soh_nuts.toml")
@@ -417,7 +419,7 @@ def main(argv=None) -> int:
         _log(f"loop_of_single: {loop_n} of {n} cycles, NUTS {CHAINS} chains {warmup}+{samples}")
         loop = _loop(data["study"], tmp / "loop", loop_n, warmup, samples, means)
     for r in runs.values():
-        r.pop("_run")
+        r.pop("_run", None)
     local = runs["batched_local"]
     report["settings"] = {
         "data": f"case_studies/battery_soh/generate.py: 2 cells × {cycles_per_cell} cycles = {n} constant-current "
@@ -450,9 +452,12 @@ def main(argv=None) -> int:
     report["speed_ratio_batched_local_vs_loop"] = sig(
         local["cycles_per_minute"] / loop["cycles_per_minute"], 3
     )
+    if "batched_nuts" in runs:
+        nuts_rate = runs["batched_nuts"]["cycles_per_minute"]
+        report["speed_ratio_batched_nuts_vs_loop"] = sig(nuts_rate / loop["cycles_per_minute"], 3)
     report["speed_ratio_note"] = (
         "cycles per minute of batched_local ÷ those of loop_of_single (the loop's rate extrapolated from "
-        f"{loop['cycles_timed']} timed cycles)"
+        f"{loop['cycles_timed']} timed cycles); batched_nuts ÷ loop_of_single the same, for the same NUTS settings"
     )
     measured = n >= GOAL_CYCLES and CPUS == 2
     report["goal_met"] = (
