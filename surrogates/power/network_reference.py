@@ -13,7 +13,7 @@ from scipy.integrate import solve_ivp
 
 from surrogates.power.network import Network, steady_state
 
-__all__ = ["ATOL", "RTOL", "angle_name", "frequency_name", "rhs", "solve"]
+__all__ = ["ATOL", "RTOL", "angle_name", "frequency_name", "rhs", "solve", "solve_jax"]
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -74,4 +74,53 @@ def solve(network: Network, t_s, m=None, d=None) -> dict[str, np.ndarray]:
     for i in range(n):
         out[angle_name(i + 1)] = delta[i]
         out[frequency_name(i + 1)] = rates[i]
+    return out
+
+
+def solve_jax(network: Network, t_s, m, d, rtol: float = 1e-8, atol: float = 1e-10) -> dict:
+    """The same trajectories by diffrax (Tsit5, adaptive) inside JAX, differentiable in ``m`` and
+    ``d`` (arrays over every bus; m is used only at the machines): for NUTS on the reference
+    model itself. The starting steady state does not depend on m or d, so it is computed once
+    with NumPy."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    machine = np.flatnonzero(network.machines)
+    first = np.flatnonzero(~network.machines)
+    n = len(network.buses)
+    b, p = jnp.asarray(network.b), jnp.asarray(network.p_after)
+
+    def rates(delta, omega_m, m_, d_):
+        net = p - (b * jnp.sin(delta[:, None] - delta[None, :])).sum(axis=1)
+        ddelta = jnp.zeros(n).at[machine].set(omega_m).at[first].set(net[first] / d_[first])
+        domega = (net[machine] - d_[machine] * omega_m) / m_[machine]
+        return ddelta, domega
+
+    def vector_field(_t, y, args):
+        ddelta, domega = rates(y[:n], y[n:], *args)
+        return jnp.concatenate([ddelta, domega])
+
+    t_s = jnp.asarray(t_s)
+    y0 = np.concatenate([steady_state(network.b, network.p_before), np.zeros(len(machine))])
+    m_, d_ = jnp.asarray(m, float), jnp.asarray(d, float)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vector_field),
+        diffrax.Tsit5(),
+        t0=0.0,
+        t1=t_s[-1],
+        dt0=0.01,
+        y0=jnp.asarray(y0),
+        args=(m_, d_),
+        saveat=diffrax.SaveAt(ts=t_s),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=16_384,
+        adjoint=diffrax.DirectAdjoint(),  # as smib_reference.solve_jax: pmap-safe gradients
+    )
+    delta, omega_m = sol.ys[:, :n], sol.ys[:, n:]
+    frequency = jax.vmap(lambda x, w: rates(x, w, m_, d_)[0])(delta, omega_m)
+    out = {}
+    for i in range(n):
+        out[angle_name(i + 1)] = delta[:, i]
+        out[frequency_name(i + 1)] = frequency[:, i]
     return out

@@ -204,3 +204,42 @@ def test_small_disturbance_follows_the_linearised_system():
     y = ref.solve(network, t)
     for i in range(n):
         np.testing.assert_allclose(y[ref.angle_name(i + 1)], linear[i], atol=1e-11)
+
+
+def test_jax_solver_matches_scipy_and_differentiates():
+    import jax
+    import numpyro
+
+    numpyro.enable_x64()
+    network = load_network(NETWORKS / "three_bus.toml")
+    t = np.linspace(0.0, 10.0, 101)
+    m, d = np.array([0.3, 0.12, 0.0]), np.array([0.25, 0.1, 0.35])
+    exact = ref.solve(network, t, m, d)
+    fast = ref.solve_jax(network, t, m, d)
+    for name, values in exact.items():
+        # Tsit5 at rtol 1e-8 against DOP853 at 1e-10: measured within 1.4e-10 rad, 4.9e-10 rad/s.
+        np.testing.assert_allclose(np.asarray(fast[name]), values, atol=5e-9, err_msg=name)
+
+    def angle_at_5s(m_, d_):
+        return ref.solve_jax(network, t, m_, d_)[ref.angle_name(2)][50]
+
+    grad_m, grad_d = jax.grad(angle_at_5s, argnums=(0, 1))(m, d)
+    h = 1e-5
+    for i in (0, 1):  # central differences of the SciPy solution
+        up, down = m.copy(), m.copy()
+        up[i] += h
+        down[i] -= h
+        fd = (
+            ref.solve(network, t, up, d)[ref.angle_name(2)][50]
+            - ref.solve(network, t, down, d)[ref.angle_name(2)][50]
+        ) / (2 * h)
+        assert grad_m[i] == pytest.approx(fd, rel=1e-4, abs=1e-8), (i, grad_m[i], fd)
+    up, down = d.copy(), d.copy()
+    up[2] += h
+    down[2] -= h
+    fd = (
+        ref.solve(network, t, m, up)[ref.angle_name(2)][50]
+        - ref.solve(network, t, m, down)[ref.angle_name(2)][50]
+    ) / (2 * h)
+    assert grad_d[2] == pytest.approx(fd, rel=1e-4, abs=1e-8)
+    assert grad_m[2] == 0.0  # a first-order bus's m is not used
