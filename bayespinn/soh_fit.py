@@ -135,7 +135,10 @@ def _programs(job: SohJob) -> _Programs:
 def engine_label(job: SohJob) -> str:
     if job.mcmc is not None:
         m = job.mcmc
-        return f"nuts ({m.chains} chains × {m.samples} draws after {m.warmup} warmup), batched"
+        return (
+            f"nuts ({m.chains} chains × {m.samples} draws after {m.warmup} warmup, "
+            f"target_accept {m.target_accept:g}), batched"
+        )
     return f"svi ({job.svi.guide}), batched, PSIS-checked"
 
 

@@ -232,7 +232,7 @@ def _batched_nuts(study_path: Path, out: Path, cycles: list[int], warmup: int, s
     per_cycle = run["wall_time_s"] / run["cycles"]
     return {
         **run,
-        "engine": f"NUTS ({CHAINS} chains, {warmup} warmup, {samples} samples), batched by soh_fit",
+        "engine": json.loads((out / "soh_diagnostics.json").read_text())["engine"] + " (soh_fit)",
         "cycles_timed": f"cycles {cycles} of each cell",
         "extrapolated_wall_time_s_for_all_cycles": sig(per_cycle * all_cycles),
         "problems": sorted({p for r in _stored_results(out) for p in r.get("problem", "").split("; ") if p}),

@@ -226,15 +226,14 @@ def test_a_study_with_an_engine_that_is_not_batched_is_refused_with_one_line(stu
 
 
 # NUTS on two of the knee cell's cycles (one batch): the same posteriors as the PSIS-corrected
-# Laplace fits above, reached by another road. target_accept 0.95: at 0.8 the chains of these
-# cycles diverge 5–38 times in 1,000 draws (PyBaMM's OCP barrier is clipped, so the potential has
-# kinks near the cut-off) and mix slowly (R-hat up to 1.02).
+# Laplace fits above, reached by another road. The study sets no target_accept, so soh's 0.95
+# applies: at NumPyro's 0.8 the chains of these cycles diverged 5–38 times in 1,000 draws and
+# mixed slowly (R-hat up to 1.02).
 NUTS_CYCLES = (1, 8)
 NUTS_INFERENCE = """engine = "nuts"
 chains = 4
 warmup = 500
-samples = 250
-target_accept = 0.95"""
+samples = 250"""
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +261,8 @@ def test_nuts_engine_mixes_and_agrees_with_the_psis_corrected_fits(nuts_run, loc
         assert r["r_hat"] < 1.02 and r["ess_bulk"] > 300 and r["divergences"] <= 2, r
     nuts = _table(nuts_run).set_index(["Cell", "Cycle", "quantity"])
     svi = _table(local_run).set_index(["Cell", "Cycle", "quantity"])
-    assert "nuts (4 chains" in json.loads((nuts_run.dir / "soh_diagnostics.json").read_text())["engine"]
+    engine = json.loads((nuts_run.dir / "soh_diagnostics.json").read_text())["engine"]
+    assert "nuts (4 chains" in engine and "target_accept 0.95" in engine, engine
     for cycle in NUTS_CYCLES:
         for name in (*PARAMETERS, "capacity [A.h]"):
             a, b = nuts.loc[("B", cycle, name)], svi.loc[("B", cycle, name)]
