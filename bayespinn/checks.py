@@ -18,10 +18,16 @@ __all__ = ["check_domain", "check_names", "load_data", "load_model", "resolve_no
 
 
 def load_model(study: Study) -> ForwardModel:
+    from surrogates.power.network import NetworkError
+
     try:
-        return load(study.surrogate)
+        return load(study.surrogate, study.network)
     except UnknownSurrogateError as exc:
         raise UserError(f"{study.path}: [surrogate] name: {exc.args[0]}") from None
+    except NetworkError as exc:  # the message names the network file and its key
+        raise UserError(f"{study.path}: [surrogate] network: {exc}") from None
+    except ValueError as exc:  # a network missing, or given to a model that takes none
+        raise UserError(f"{study.path}: [surrogate] network: {exc}") from None
     except WeightsHashError as exc:
         raise UserError(f"weights file {exc}; re-train or restore the file") from None
 

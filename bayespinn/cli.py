@@ -198,11 +198,12 @@ def cmd_soh(args) -> int:
 
 
 def cmd_surrogates(args) -> int:
-    from surrogates.registry import load, names
+    from surrogates.registry import NETWORK_LOADERS, load, names
 
     for name in names():
-        model = load(name)
-        print(name)
+        network = "four_bus" if name in NETWORK_LOADERS else None
+        model = load(name, network)
+        print(name + (" (shown for the bundled four_bus; any network file)" if network else ""))
         print(f"  parameters: {', '.join(model.parameters)}; conditions: {', '.join(model.conditions)}")
         print(f"  observables: {', '.join(model.observables)}")
         if model.card:

@@ -13,7 +13,7 @@ from bayespinn.errors import UserError
 from inference.arviz_adapter import from_draws, to_inference_data
 from inference.nuts import MCMCSettings, run_mcmc
 
-__all__ = ["APPROXIMATE", "batch_forward", "run_engine"]
+__all__ = ["APPROXIMATE", "batch_forward", "mcmc_settings", "run_engine"]
 
 # What the report says of engines whose draws are not from the posterior itself.
 APPROXIMATE = {
@@ -67,9 +67,9 @@ def _coords(prep) -> dict:
     return {"coords": {"time": prep.data.time_s}, "dims": {obs: ["time"] for obs in prep.data.values}}
 
 
-def _mcmc(prep, y: dict, progress: bool):
-    inf = prep.study.inference
-    settings = MCMCSettings(
+def mcmc_settings(inf) -> MCMCSettings:
+    """The sampler's settings from a study's ``[inference]`` (``bayespinn.study.Inference``)."""
+    return MCMCSettings(
         kernel=inf.engine,
         chains=inf.chains,
         warmup=inf.warmup,
@@ -78,6 +78,11 @@ def _mcmc(prep, y: dict, progress: bool):
         target_accept=inf.target_accept,
         dense_mass=inf.dense_mass,
     )
+
+
+def _mcmc(prep, y: dict, progress: bool):
+    inf = prep.study.inference
+    settings = mcmc_settings(inf)
     mcmc, wall = run_mcmc(prep.numpyro_model, {"y": y}, settings, progress=progress)
     attrs = {**_attrs(prep, wall), "warmup": inf.warmup}
     idata = to_inference_data(mcmc, prep.numpyro_model, {"y": y}, seed=inf.seed, attrs=attrs, **_coords(prep))

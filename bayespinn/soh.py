@@ -93,7 +93,7 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
     before anything is written."""
     from bayespinn import checks
     from bayespinn.data import Measurements
-    from inference.nuts import MCMCSettings
+    from bayespinn.engines import mcmc_settings
     from inference.svi import SVISettings
     from surrogates.battery import chen2020
     from surrogates.battery.spm_models import KNEE_V
@@ -137,13 +137,8 @@ def _plan(study: Study, settings) -> tuple[SohJob, list[CycleRecord], list[Skipp
     svi = mcmc = None
     if inf.engine == "nuts":
         given = "target_accept" in tomllib.loads(study.text).get("inference", {})
-        mcmc = MCMCSettings(
-            chains=inf.chains,
-            warmup=inf.warmup,
-            samples=inf.samples,
-            seed=inf.seed,
-            target_accept=inf.target_accept if given else NUTS_TARGET_ACCEPT,
-            dense_mass=inf.dense_mass,
+        mcmc = dataclasses.replace(
+            mcmc_settings(inf), target_accept=inf.target_accept if given else NUTS_TARGET_ACCEPT
         )
     else:
         svi = SVISettings(

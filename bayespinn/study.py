@@ -40,7 +40,7 @@ CORRECTIONS = ("none", "importance", "delayed-acceptance")
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth", "soh"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
 _KEYS = {
-    "surrogate": {"name"},
+    "surrogate": {"name", "network"},
     "data": {"path", "observables"},
     "noise": {"sigma", "scale"},
     "inference": {
@@ -105,6 +105,8 @@ class Study:
     inference: Inference
     output_dir: Path
     truth: dict[str, float] = field(default_factory=dict)
+    # [surrogate] network: a bundled network's name or a network file (power.multimachine)
+    network: str | None = None
 
 
 class _Reader:
@@ -319,9 +321,11 @@ def parse_study(path: Path, text: str) -> Study:
                 f"{path}: [{section}] {extra[0]}: unknown key, expected one of {', '.join(sorted(keys))}"
             )
     top = _Reader(path, doc, "")
-    surrogate = _Reader(path, top.table_("surrogate"), "surrogate").get(
-        "name", str, expected='a registry name such as "power.smib"'
-    )
+    surrogate_table = _Reader(path, top.table_("surrogate"), "surrogate")
+    surrogate = surrogate_table.get("name", str, expected='a registry name such as "power.smib"')
+    network = surrogate_table.get("network", str, None, "a bundled network's name or a network file")
+    if network is not None and Path(network).suffix.lower() in (".toml", ".json"):
+        network = str(path.parent / network)  # a file, relative to the study
     data = _Reader(path, top.table_("data"), "data")
     observables = data.get("observables", list, None, "a list of column names")
     if observables is not None and not all(isinstance(o, str) for o in observables):
@@ -357,6 +361,7 @@ def parse_study(path: Path, text: str) -> Study:
         inference=inference,
         output_dir=path.parent / out,
         truth=_numbers(path, top.table_("truth"), "truth"),
+        network=network,
     )
 
 

@@ -49,6 +49,17 @@ def _drawdown_reference():
     return DrawdownReference()
 
 
+def _network_reference(network: str):
+    from surrogates.power.network_models import NetworkReference, bundled
+
+    return NetworkReference(bundled(network))
+
+
+# Models of a network: built for the network a study names (``[surrogate] network``).
+NETWORK_LOADERS: dict[str, Callable[[str], ForwardModel]] = {
+    "power.multimachine:reference": _network_reference,
+}
+
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
     "battery.spm": _spm,
     "battery.spm:reference": _spm_reference,
@@ -60,14 +71,22 @@ _LOADERS: dict[str, Callable[[], ForwardModel]] = {
 
 
 def names() -> list[str]:
-    return sorted(_LOADERS)
+    return sorted([*_LOADERS, *NETWORK_LOADERS])
 
 
-def load(name: str) -> ForwardModel:
+def load(name: str, network: str | None = None) -> ForwardModel:
+    """The model ``name``; a network model (``NETWORK_LOADERS``) needs ``network``, a bundled
+    network's name or a network file, and the others take none."""
+    if name in NETWORK_LOADERS:
+        if network is None:
+            raise ValueError(f"{name} needs a network: a bundled one (four_bus, three_bus) or a network file")
+        return NETWORK_LOADERS[name](network)
     try:
         loader = _LOADERS[name]
     except KeyError:
         raise UnknownSurrogateError(f"unknown surrogate {name!r}; known: {', '.join(names())}") from None
+    if network is not None:
+        raise ValueError(f"{name} takes no network, found {network!r}")
     return loader()
 
 

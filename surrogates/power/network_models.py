@@ -8,6 +8,7 @@ comparator for the network surrogates); ``numpy_forward`` runs DOP853 at rtol 1e
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,10 @@ class NetworkReference:
         """The network file's nominal values, by parameter name."""
         m = {f"m_{i + 1}": float(self.network.m[i]) for i in self._machines}
         return {**m, **{f"d_{i + 1}": float(v) for i, v in enumerate(self.network.d)}}
+
+    def domain(self, conditions: dict) -> dict[str, tuple[float, float]]:
+        """Any positive inertia and damping, any time (the reference solver has no box)."""
+        return {**dict.fromkeys(self.parameters, (0.0, math.inf)), "t": (0.0, math.inf)}
 
     def validation_rmse(self) -> dict[str, float]:
         return dict.fromkeys(self.observables, 0.0)

@@ -15,7 +15,7 @@ import pytest
 from inference.model import ModelSpec, Noise, build_model
 from inference.nuts import MCMCSettings
 from inference.nuts_batch import BatchChains, batch_sampler, chain_diagnostics
-from inference.priors import Prior, distribution
+from inference.priors import distribution
 from tests.inference.test_svi_batch import (
     DECAY_PRIOR,
     DECAY_SIGMA,
@@ -23,9 +23,6 @@ from tests.inference.test_svi_batch import (
     DECAY_Y,
     LINE_KEYS,
     LINE_START,
-    PRIOR_LOC,
-    PRIOR_SCALE,
-    SIGMA,
     SITES,
     SIZES,
     _exact_decay,
@@ -33,6 +30,7 @@ from tests.inference.test_svi_batch import (
     _keys,
     _line_batch,
     _take,
+    line_model,
 )
 
 SETTINGS = MCMCSettings(chains=4, warmup=500, samples=1000)
@@ -40,18 +38,9 @@ SETTINGS = MCMCSettings(chains=4, warmup=500, samples=1000)
 
 @cache
 def _line_sampler(settings: MCMCSettings = SETTINGS):
-    import jax.numpy as jnp
-    import numpyro
     from numpyro.distributions import constraints
 
-    numpyro.enable_x64()
-    priors = {
-        "slope": Prior("normal", loc=float(PRIOR_LOC[1]), scale=float(PRIOR_SCALE[1])),
-        "intercept": Prior("normal", loc=float(PRIOR_LOC[0]), scale=float(PRIOR_SCALE[0])),
-    }
-    spec = ModelSpec(priors=priors, observables=("y",), noise={"y": Noise(sigma=SIGMA)})
-    model = build_model(lambda theta, x: {"y": theta["intercept"] + theta["slope"] * jnp.asarray(x)}, spec)
-    return batch_sampler(model, {k: constraints.real for k in SITES}, settings)
+    return batch_sampler(line_model(), {k: constraints.real for k in SITES}, settings)
 
 
 @cache

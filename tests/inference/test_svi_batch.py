@@ -89,11 +89,10 @@ def _exact_line(b: int) -> tuple[np.ndarray, np.ndarray, float]:
     return mean, cov, stats.multivariate_normal(design @ PRIOR_LOC, evidence_cov).logpdf(y)
 
 
-@cache
-def _line_fitter(guide: str, steps: int = 1, learning_rate: float = 0.01):
+def line_model():
+    """The straight line's NumPyro model (also tests/inference/test_nuts_batch.py's)."""
     import jax.numpy as jnp
     import numpyro
-    from numpyro.distributions import constraints
 
     numpyro.enable_x64()
     priors = {
@@ -101,9 +100,15 @@ def _line_fitter(guide: str, steps: int = 1, learning_rate: float = 0.01):
         "intercept": Prior("normal", loc=float(PRIOR_LOC[0]), scale=float(PRIOR_SCALE[0])),
     }
     spec = ModelSpec(priors=priors, observables=("y",), noise={"y": Noise(sigma=SIGMA)})
-    model = build_model(lambda theta, x: {"y": theta["intercept"] + theta["slope"] * jnp.asarray(x)}, spec)
+    return build_model(lambda theta, x: {"y": theta["intercept"] + theta["slope"] * jnp.asarray(x)}, spec)
+
+
+@cache
+def _line_fitter(guide: str, steps: int = 1, learning_rate: float = 0.01):
+    from numpyro.distributions import constraints
+
     settings = SVISettings(guide=guide, steps=steps, learning_rate=learning_rate, draws=DRAWS)
-    return batch_fitter(model, {k: constraints.real for k in SITES}, settings)
+    return batch_fitter(line_model(), {k: constraints.real for k in SITES}, settings)
 
 
 MVN = ("mvn", 300, 0.01)
