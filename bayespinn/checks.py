@@ -12,7 +12,7 @@ from bayespinn.study import Study
 from inference.model import Noise
 from surrogates.base import DomainError, ForwardModel
 from surrogates.pinn.card import WeightsHashError
-from surrogates.registry import UnknownSurrogateError, load
+from surrogates.registry import NetworkArgumentError, UnknownSurrogateError, load
 
 __all__ = ["check_domain", "check_names", "load_data", "load_model", "resolve_noise"]
 
@@ -24,9 +24,7 @@ def load_model(study: Study) -> ForwardModel:
         return load(study.surrogate, study.network)
     except UnknownSurrogateError as exc:
         raise UserError(f"{study.path}: [surrogate] name: {exc.args[0]}") from None
-    except NetworkError as exc:  # the message names the network file and its key
-        raise UserError(f"{study.path}: [surrogate] network: {exc}") from None
-    except ValueError as exc:  # a network missing, or given to a model that takes none
+    except (NetworkError, NetworkArgumentError) as exc:  # a bad network file names its key
         raise UserError(f"{study.path}: [surrogate] network: {exc}") from None
     except WeightsHashError as exc:
         raise UserError(f"weights file {exc}; re-train or restore the file") from None

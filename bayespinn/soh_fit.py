@@ -4,9 +4,10 @@
 pads the batch's records to one length, finds each record's starting point by a coarse search,
 calibrates them all in one compiled computation with the job's engine, and predicts each draw's
 discharge capacity at the reference C-rate. The engines: vectorised SVI, each fit checked and
-corrected by PSIS (``inference.svi_batch``), or NUTS chains vectorised over the records, each
-record's chains checked by R-hat, ESS, divergences and E-BFMI (``inference.nuts_batch``). Everything it returns is plain
-JSON, so results travel between processes and land on disk without pickle.
+corrected by PSIS (``inference.svi_batch``), or NUTS chains for every record in one program,
+each record's chains checked by R-hat, ESS, divergences and E-BFMI (``inference.nuts_batch``).
+Everything it returns is plain JSON, so results travel between processes and land on disk
+without pickle.
 
 The batch is a pure function of the job and the records: each record's random key comes from the
 seed and its own (cell, cycle), and a batch always holds the same records, so local processes,

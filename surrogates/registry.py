@@ -6,11 +6,15 @@ from collections.abc import Callable
 
 from surrogates.base import ForwardModel
 
-__all__ = ["UnknownSurrogateError", "load", "names"]
+__all__ = ["NetworkArgumentError", "UnknownSurrogateError", "load", "names"]
 
 
 class UnknownSurrogateError(KeyError):
     pass
+
+
+class NetworkArgumentError(ValueError):
+    """A network model loaded without a network, or a network given to a model that takes none."""
 
 
 def _smib():
@@ -79,14 +83,16 @@ def load(name: str, network: str | None = None) -> ForwardModel:
     network's name or a network file, and the others take none."""
     if name in NETWORK_LOADERS:
         if network is None:
-            raise ValueError(f"{name} needs a network: a bundled one (four_bus, three_bus) or a network file")
+            raise NetworkArgumentError(
+                f"{name} needs a network: a bundled one (four_bus, three_bus) or a network file"
+            )
         return NETWORK_LOADERS[name](network)
     try:
         loader = _LOADERS[name]
     except KeyError:
         raise UnknownSurrogateError(f"unknown surrogate {name!r}; known: {', '.join(names())}") from None
     if network is not None:
-        raise ValueError(f"{name} takes no network, found {network!r}")
+        raise NetworkArgumentError(f"{name} takes no network, found {network!r}")
     return loader()
 
 

@@ -105,3 +105,13 @@ def test_a_study_without_a_network_or_with_a_bad_one_is_refused(tmp_path, capsys
     assert (
         len(err) == 1 and "bad.toml: power_after: powers [0.5, -0.5] admit no stable steady state" in err[0]
     ), err
+
+
+def test_registry_builds_network_models_per_network_and_only_those():
+    from surrogates.registry import NetworkArgumentError, load
+
+    assert load("power.multimachine:reference", "three_bus").parameters == ("m_1", "m_2", "d_1", "d_2", "d_3")
+    with pytest.raises(NetworkArgumentError, match="power.smib takes no network, found 'four_bus'"):
+        load("power.smib", "four_bus")
+    with pytest.raises(NetworkArgumentError, match="needs a network"):
+        load("power.multimachine:reference")
