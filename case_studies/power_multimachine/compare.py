@@ -121,19 +121,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one noise level, a short NUTS run")
     p.add_argument("--out", type=Path, default=HERE / "results.json")
+    p.add_argument(
+        "--levels", type=float, nargs="+", default=list(NOISE_LEVELS), help="noise levels (fractions)"
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
     model = NetworkReference(bundled("four_bus"))
     truth = model.truth()
-    levels = NOISE_LEVELS[1:2] if args.quick else NOISE_LEVELS
+    levels = [0.01] if args.quick else args.levels
     settings = (
         {"chains": 2, "warmup": 100, "samples": 100}
         if args.quick
         else {"chains": 2, "warmup": 500, "samples": 500}
     )
     results = {"truth": truth, "settings": {"dt_s": DT_S, "t_end_s": T_END_S, "nuts": settings}, "levels": {}}
-    for seed, level in enumerate(levels):
-        t_s, y, sigma = record(model, level, seed)
+    for level in levels:
+        t_s, y, sigma = record(model, level, seed=NOISE_LEVELS.index(level) if level in NOISE_LEVELS else 0)
         rows = {}
         baseline_runs = {
             "sindy": sindy(model.network, t_s, y),
