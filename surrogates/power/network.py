@@ -101,6 +101,7 @@ def steady_state(b: np.ndarray, p: np.ndarray, where: str = "network") -> np.nda
     laplacian = np.diag(b.sum(axis=1)) - b
     delta = np.zeros(len(p))
     delta[1:] = np.linalg.solve(laplacian[1:, 1:], p[1:])
+    mismatch = np.full(len(p), np.inf)
     for _ in range(50):
         diff = delta[:, None] - delta[None, :]
         mismatch = p - (b * np.sin(diff)).sum(axis=1)
@@ -108,7 +109,10 @@ def steady_state(b: np.ndarray, p: np.ndarray, where: str = "network") -> np.nda
             break
         weights = b * np.cos(diff)
         jacobian = np.diag(weights.sum(axis=1)) - weights
-        delta[1:] += np.linalg.solve(jacobian[1:, 1:], mismatch[1:])
+        try:
+            delta[1:] += np.linalg.solve(jacobian[1:, 1:], mismatch[1:])
+        except np.linalg.LinAlgError:  # a line at exactly 90°: no stable point here
+            break
     lines = b > 0
     widest = float(np.max(np.abs(delta[:, None] - delta[None, :])[lines])) if lines.any() else 0.0
     if not (np.max(np.abs(mismatch)) < _STEADY_TOL and widest < math.pi / 2):
