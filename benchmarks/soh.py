@@ -222,8 +222,9 @@ def _batched_nuts(study_path: Path, out: Path, cycles: list[int], warmup: int, s
     run = _batched(nuts_study, out, "local", None, -(-2 * len(cycles) // batch))
     all_cycles = len(_records(load_study(study_path)))
     svi = {(r["cell"], r["cycle"]): r for r in svi_run.results if r["status"] == "ok"}
+    results = run["_run"].results
     shifts = []
-    for r in run["_run"].results:
+    for r in results:
         if r["status"] == "ok" and (r["cell"], r["cycle"]) in svi:
             for k in SCALES:
                 other = np.asarray(svi[(r["cell"], r["cycle"])]["draws"][k])
@@ -235,13 +236,9 @@ def _batched_nuts(study_path: Path, out: Path, cycles: list[int], warmup: int, s
         "engine": json.loads((out / "soh_diagnostics.json").read_text())["engine"] + " (soh_fit)",
         "cycles_timed": f"cycles {cycles} of each cell",
         "extrapolated_wall_time_s_for_all_cycles": sig(per_cycle * all_cycles),
-        "problems": sorted({p for r in _stored_results(out) for p in r.get("problem", "").split("; ") if p}),
+        "problems": sorted({p for r in results for p in r.get("problem", "").split("; ") if p}),
         "max_mean_shift_vs_batched_svi_in_svi_sd": sig(max(shifts)) if shifts else None,
     }
-
-
-def _stored_results(run_dir: Path) -> list[dict]:
-    return [json.loads(f.read_text()) for f in sorted((run_dir / "cycles").glob("*.json"))]
 
 
 # --- the loop of single calibrations -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Many small posteriors at once by NUTS: chains of every data set vectorised in one program.
+"""Many small posteriors at once by NUTS: the chains of every data set in one compiled program.
 
 The exact counterpart of ``inference.svi_batch`` for a lab's cycles: the same model, the same
 start, but Markov chains instead of a guide, so nothing rests on an approximation that must be
@@ -125,13 +125,14 @@ def chain_diagnostics(chains: BatchChains, b: int, sites: list[str]) -> dict:
     r_hat = max(float(az.rhat(v)) for v in per_site.values())
     ess_bulk = min(float(az.ess(v, method="bulk")) for v in per_site.values())
     ess_tail = min(float(az.ess(v, method="tail")) for v in per_site.values())
+    ess = min(ess_bulk, ess_tail)
     divergences = int(chains.diverging[b].sum())
     bfmi = float(np.min(az.bfmi(chains.energy[b])))
     problems = []
     if not r_hat <= RHAT_MAX:
         problems.append(f"R-hat {r_hat:.3f} > {RHAT_MAX}")
-    if not min(ess_bulk, ess_tail) >= ESS_MIN:
-        problems.append(f"ESS {min(ess_bulk, ess_tail):.0f} < {ESS_MIN:.0f}")
+    if not ess >= ESS_MIN:
+        problems.append(f"ESS {ess:.0f} < {ESS_MIN:.0f}")
     if divergences:
         problems.append(f"{divergences} divergent transitions")
     if not bfmi >= BFMI_MIN:
