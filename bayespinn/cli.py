@@ -75,22 +75,58 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _with_network(args, table: dict, network_table: dict, command: str):
+    """The trainer or validator of ``args.surrogate``, bound to ``--network`` where it takes one."""
+    from functools import partial
+
+    if args.surrogate in network_table:
+        if args.network is None:
+            raise UserError(
+                f"{command} {args.surrogate}: --network missing, expected a bundled network or a file"
+            )
+        from surrogates.power.network import NetworkError
+        from surrogates.power.network_models import bundled
+
+        try:
+            bundled(args.network)  # a bad file: one line naming its key, before any work
+        except NetworkError as exc:
+            raise UserError(f"{command} --network: {exc}") from None
+        return partial(network_table[args.surrogate], args.network)
+    if args.surrogate not in table:
+        raise UserError(
+            f"{command}: found {args.surrogate!r}, expected one of {', '.join([*table, *network_table])}"
+        )
+    if args.network is not None:
+        raise UserError(f"{command} {args.surrogate}: takes no --network, found {args.network!r}")
+    return table[args.surrogate]
+
+
+def _default_out(args) -> Path:
+    """``./<name>.safetensors``; a network file's surrogate beside the file, where studies look."""
+    if args.network is None:
+        return Path(f"{args.surrogate}.safetensors")
+    from surrogates.power.network_models import NETWORKS
+
+    if (NETWORKS / f"{args.network}.toml").exists():
+        return Path(f"multimachine_{args.network}.safetensors")
+    return Path(args.network).with_suffix(".safetensors")
+
+
 def cmd_train(args) -> int:
     from surrogates.pinn.trainer import resolve_device
-    from surrogates.registry import TRAINERS
+    from surrogates.registry import NETWORK_TRAINERS, TRAINERS
 
-    if args.surrogate not in TRAINERS:
-        raise UserError(f"train: found {args.surrogate!r}, expected one of {', '.join(TRAINERS)}")
+    trainer = _with_network(args, TRAINERS, NETWORK_TRAINERS, "train")
     try:
         device = str(resolve_device(args.device))
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    out = Path(args.out or f"{args.surrogate}.safetensors")
+    out = Path(args.out) if args.out else _default_out(args)
     checkpoint = Path(args.checkpoint or out.with_suffix(".ckpt.safetensors"))
     print(
         f"training {args.surrogate} on {device}; checkpoint {checkpoint} (rerun to resume)", file=sys.stderr
     )
-    card = TRAINERS[args.surrogate](device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
+    card = trainer(device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
     print(json.dumps({k: v for k, v in card["validation"].items() if k != "points"}, indent=2))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
@@ -98,11 +134,10 @@ def cmd_train(args) -> int:
 
 def cmd_validate(args) -> int:
     from surrogates.pinn.card import read_card, save_residuals, write_json_atomic
-    from surrogates.registry import VALIDATORS
+    from surrogates.registry import NETWORK_VALIDATORS, VALIDATORS
 
-    if args.surrogate not in VALIDATORS:
-        raise UserError(f"validate: found {args.surrogate!r}, expected one of {', '.join(VALIDATORS)}")
-    result, path = VALIDATORS[args.surrogate](args.weights and Path(args.weights), args.points)
+    validator = _with_network(args, VALIDATORS, NETWORK_VALIDATORS, "validate")
+    result, path = validator(args.weights and Path(args.weights), args.points)
     arrays = result.pop("arrays", None)
     result = {k: v for k, v in result.items() if k != "per_point_rmse"}
     print(json.dumps({k: v for k, v in result.items() if k != "points"}, indent=2))
@@ -277,6 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--physics-only", action="store_true", help="no reference data in the loss")
     tr.add_argument("--quick", action="store_true", help="smoke-sized run")
     tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--network", help="power.multimachine: a bundled network or a network file")
     tr.set_defaults(func=cmd_train)
 
     val = sub.add_parser("validate", help="error of a surrogate against its reference solver")
@@ -284,6 +320,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--weights", help="weights file (default: the shipped one)")
     val.add_argument("--points", type=int, default=128, help="held-out Sobol points")
     val.add_argument("--write", action="store_true", help="write the result into the card")
+    val.add_argument("--network", help="power.multimachine: a bundled network or a network file")
     val.set_defaults(func=cmd_validate)
 
     ex = sub.add_parser("check-exact", help="compare a two-parameter run with the exact grid posterior")

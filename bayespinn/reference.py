@@ -49,7 +49,9 @@ def reference_of(prep, allow_reference: bool = False):
         raise UserError(
             f"{prep.study.path}: [surrogate] name: found {name!r}, which is already the reference"
         )
-    ref = prep.model if name.endswith(":reference") else registry.load(f"{name}:reference")
+    ref = (
+        prep.model if name.endswith(":reference") else registry.load(f"{name}:reference", prep.study.network)
+    )
     exact_spec = dataclasses.replace(
         prep.spec, surrogate_sigma={k: 0.0 for k in prep.spec.observables}, surrogate_factor={}
     )

@@ -59,8 +59,15 @@ def _network_reference(network: str):
     return NetworkReference(bundled(network))
 
 
+def _network_surrogate(network: str):
+    from surrogates.power.network_models import NetworkSurrogate, bundled, weights_for
+
+    return NetworkSurrogate(bundled(network), weights_for(network))
+
+
 # Models of a network: built for the network a study names (``[surrogate] network``).
 NETWORK_LOADERS: dict[str, Callable[[str], ForwardModel]] = {
+    "power.multimachine": _network_surrogate,
     "power.multimachine:reference": _network_reference,
 }
 
@@ -166,6 +173,33 @@ def _drawdown_validate(path, n_points: int):
     return _validated(validate_drawdown, WEIGHTS, path, n_points)
 
 
+def _network_train(network: str, device: str, out, physics_only, quick, checkpoint, progress):
+    import dataclasses
+
+    from surrogates.power.network_models import bundled
+    from surrogates.power.network_pinn import NETWORK_CONFIG, train_network
+
+    def train_fn(config, **kwargs):
+        return train_network(bundled(network), config, **kwargs)
+
+    config = dataclasses.replace(NETWORK_CONFIG, data_weight=0.0) if physics_only else NETWORK_CONFIG
+    smoke = {"validation_points": 16}
+    return _trained(train_fn, config, device, out, quick, checkpoint, progress, smoke, n_trajectories=20)
+
+
+def _network_validate(network: str, path, n_points: int):
+    from surrogates.power.network_models import bundled, weights_for
+    from surrogates.power.network_pinn import validate_network
+
+    def validate_fn(weights, n_layers, n_points):
+        return validate_network(bundled(network), weights, n_layers, n_points)
+
+    return _validated(validate_fn, weights_for(network), path, n_points)
+
+
+# Trainers and validators of network models take the network first.
+NETWORK_TRAINERS = {"power.multimachine": _network_train}
+NETWORK_VALIDATORS = {"power.multimachine": _network_validate}
 TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train, "reservoir.drawdown": _drawdown_train}
 VALIDATORS = {
     "battery.spm": _spm_validate,

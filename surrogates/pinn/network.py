@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MLP", "layer_names", "mlp_apply"]
+__all__ = ["MLP", "layer_names", "mlp_apply", "mlp_time_jets"]
 
 
 def layer_names(n_layers: int) -> list[tuple[str, str]]:
@@ -31,6 +31,25 @@ def mlp_apply(xp: Any, weights: dict, x, n_layers: int):
         if i < n_layers - 1:
             x = xp.tanh(x)
     return x
+
+
+def mlp_time_jets(xp: Any, weights: dict, x, dx, n_layers: int, ddx=None):
+    """The MLP and its first two time derivatives, for inputs x(t) with derivatives ``dx`` and
+    ``ddx`` (None: inputs linear in t), by forward mode written out.
+
+    Cheaper than nested autodiff for a PINN's time derivatives, and the same in every namespace.
+    """
+    h, h1, h2 = x, dx, ddx
+    for i, (w_name, b_name) in enumerate(layer_names(n_layers)):
+        w = weights[w_name].T
+        h, h1, h2 = h @ w + weights[b_name], h1 @ w, (None if h2 is None else h2 @ w)
+        if i < n_layers - 1:
+            # tanh(z)' = (1 − a²)·z', tanh(z)'' = (1 − a²)·(z'' − 2a·z'²)
+            a = xp.tanh(h)
+            slope = 1.0 - a * a
+            curvature = -2.0 * a * h1 * h1 if h2 is None else h2 - 2.0 * a * h1 * h1
+            h, h1, h2 = a, slope * h1, slope * curvature
+    return h, h1, (0.0 * h1 if h2 is None else h2)
 
 
 class MLP(torch.nn.Module):

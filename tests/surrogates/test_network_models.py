@@ -32,7 +32,7 @@ def test_unknown_network_file_is_reported():
 
 STUDY = """
 [surrogate]
-name = "power.multimachine:reference"
+name = "{model}"
 network = "{network}"
 [data]
 path = "grid.csv"
@@ -50,9 +50,17 @@ dir = "run"
 """
 
 
-def _study(tmp_path, network: str = "three_bus", t_end_s: float = 3.0):
-    """Noisy angles and frequencies of every bus of the bundled network, and a study of them."""
+def _study(
+    tmp_path,
+    network: str = "three_bus",
+    t_end_s: float = 3.0,
+    model_name: str = "power.multimachine:reference",
+):
+    """Noisy angles and frequencies of every bus of the bundled network, and a study of them
+    (priors over the surrogate's box)."""
     import pandas as pd
+
+    from surrogates.power.network_pinn import Ansatz
 
     model = NetworkReference(bundled(network))
     t_s = T_S[T_S <= t_end_s]
@@ -60,31 +68,88 @@ def _study(tmp_path, network: str = "three_bus", t_end_s: float = 3.0):
     rng = np.random.default_rng(3)
     frame = {"Time [s]": t_s} | {k: v + SIGMA * rng.standard_normal(len(t_s)) for k, v in clean.items()}
     pd.DataFrame(frame).to_csv(tmp_path / "grid.csv", index=False)
+    box = Ansatz(model.network).box()
     priors = "".join(
-        f'[parameters.{k}]\nprior = "loguniform"\nlower = 0.02\nupper = 2.0\n' for k in model.parameters
+        f'[parameters.{k}]\nprior = "loguniform"\nlower = {box[k][0]!r}\nupper = {box[k][1]!r}\n'
+        for k in model.parameters
     )
     path = tmp_path / "grid.toml"
-    path.write_text(STUDY.format(network=network, priors=priors, sigma=SIGMA))
+    path.write_text(STUDY.format(model=model_name, network=network, priors=priors, sigma=SIGMA))
     return path, model
 
 
-def test_calibrate_recovers_the_three_bus_parameters_with_nuts_on_the_reference(tmp_path):
-    # The study names the network; NUTS runs on the diffrax solution of it (3 s of every bus's
-    # angle and frequency). With these data each parameter is known to a few per cent, so a
-    # wrong mapping of parameters to buses, or a wrong equation, puts the truth many sds away.
+@pytest.fixture(scope="module")
+def three_bus_posteriors(tmp_path_factory):
+    """``bayespinn calibrate`` on one 3-bus record with the exact model and with the surrogate;
+    their summary tables."""
     import pandas as pd
 
     from bayespinn.cli import main
 
-    path, model = _study(tmp_path)
-    assert main(["calibrate", str(path), "--quiet"]) == 0
-    table = pd.read_csv(tmp_path / "run" / "summary.csv", index_col=0)
+    tmp = tmp_path_factory.mktemp("three_bus")
+    path, model = _study(tmp)
+    tables = {}
+    for name in ("power.multimachine:reference", "power.multimachine"):
+        text = path.read_text().replace("power.multimachine:reference", name)
+        if name == "power.multimachine":  # cheap: 2 chains × 500 draws
+            text = text.replace("chains = 1", "chains = 2").replace("= 200", "= 500")
+        study = tmp / f"{name.replace(':', '_')}.toml"
+        study.write_text(text.replace('dir = "run"', f'dir = "run_{study.stem}"'))
+        assert main(["calibrate", str(study), "--quiet"]) == 0
+        tables[name] = pd.read_csv(tmp / f"run_{study.stem}" / "summary.csv", index_col=0)
+    return model, tables
+
+
+def test_calibrate_recovers_the_three_bus_parameters_with_nuts_on_the_reference(three_bus_posteriors):
+    # The study names the network; NUTS runs on the diffrax solution of it (3 s of every bus's
+    # angle and frequency). With these data each parameter is known to a few per cent, so a
+    # wrong mapping of parameters to buses, or a wrong equation, puts the truth many sds away.
+    model, tables = three_bus_posteriors
+    table = tables["power.multimachine:reference"]
     for name, true in model.truth().items():
         mean, sd = table.loc[name, "mean"], table.loc[name, "sd"]
         # Measured: |z| ≤ 1.4, relative sds 0.5–3.4 % (one chain of 200 draws: a check of the
         # equations and the names, not of the sampler's efficiency).
         assert abs(mean - true) < 3.5 * sd, (name, mean, sd, true)
         assert sd < 0.08 * true, (name, sd)
+
+
+def test_surrogate_posterior_agrees_with_the_exact_one(three_bus_posteriors):
+    """The issue's bar is 0.2 sd and 20 %; the exact run here has one chain of 200 draws, whose
+    own Monte Carlo error is about 0.08 sd in a mean and 6 % in an sd, so the test allows 0.35
+    sd and 25 % (the case study measures the bar with long runs). Measured: shifts −0.18 to
+    +0.11 sd, sd ratios 0.86 to 1.08."""
+    _, tables = three_bus_posteriors
+    exact, surrogate = tables["power.multimachine:reference"], tables["power.multimachine"]
+    for name in exact.index:
+        shift = (surrogate.loc[name, "mean"] - exact.loc[name, "mean"]) / exact.loc[name, "sd"]
+        ratio = surrogate.loc[name, "sd"] / exact.loc[name, "sd"]
+        assert abs(shift) < 0.35 and abs(ratio - 1.0) < 0.25, (name, shift, ratio)
+
+
+def test_buses_left_out_of_the_data_are_left_out_of_the_likelihood(tmp_path):
+    """Only bus 1's and bus 3's records: the run uses those columns alone, and the damping of the
+    unmeasured bus 2 is known less well than with every bus measured."""
+    import arviz as az
+    import pandas as pd
+
+    from bayespinn.cli import main
+
+    path, _ = _study(tmp_path, model_name="power.multimachine")
+    frame = pd.read_csv(tmp_path / "grid.csv")
+    frame.drop(columns=[c for c in frame.columns if " 2 [" in c]).to_csv(tmp_path / "part.csv", index=False)
+    text = path.read_text().replace("chains = 1", "chains = 2").replace("= 200", "= 300")
+    sds = {}
+    for label, data in (("all", "grid.csv"), ("part", "part.csv")):
+        study = tmp_path / f"{label}.toml"
+        study.write_text(
+            text.replace('"grid.csv"', f'"{data}"').replace('dir = "run"', f'dir = "run_{label}"')
+        )
+        assert main(["calibrate", str(study), "--quiet"]) == 0
+        sds[label] = pd.read_csv(tmp_path / f"run_{label}" / "summary.csv", index_col=0)["sd"]
+        observed = az.from_netcdf(tmp_path / f"run_{label}" / "posterior.nc").observed_data
+        assert any("2 [" in name for name in observed.data_vars) == (label == "all"), list(observed.data_vars)
+    assert sds["part"]["d_2"] > 1.5 * sds["all"]["d_2"], sds  # measured 1.84×
 
 
 def test_a_study_without_a_network_or_with_a_bad_one_is_refused(tmp_path, capsys):

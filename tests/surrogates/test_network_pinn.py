@@ -1,0 +1,226 @@
+"""``power.multimachine`` surrogates (surrogates/power/network_pinn.py, network_models.py):
+the ansatz's parts against independent references, the shipped weights against DOP853, parity
+between NumPy, torch and JAX, and the errors a user meets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from surrogates.pinn.network import MLP, mlp_apply, mlp_time_jets
+from surrogates.power import network_pinn as npn
+from surrogates.power.network import NetworkError
+from surrogates.power.network_models import NetworkSurrogate, bundled, weights_for
+from surrogates.registry import load
+
+BAR_RAD = {"median": 2e-3, "p95": 5e-3, "max": 1e-2}  # issue 9's angle RMSE bar
+
+
+def _autodiff_jets(weights, x0, a, b):
+    """Value, d/dt and d²/dt² at t = 0 of the MLP at x0 + a·t + b·t², by nested torch.autograd
+    (one t per row, so each row's outputs depend on its own t only)."""
+    t = torch.zeros(x0.shape[0], 1, dtype=torch.float64, requires_grad=True)
+    out = mlp_apply(torch, weights, x0 + t * a + t**2 * b, 3)
+    first, second = [], []
+    for j in range(out.shape[1]):
+        (g,) = torch.autograd.grad(out[:, j].sum(), t, create_graph=True)
+        (gg,) = torch.autograd.grad(g.sum(), t, retain_graph=True)
+        first.append(g[:, 0])
+        second.append(gg[:, 0])
+    return out.detach(), torch.stack(first, 1).detach(), torch.stack(second, 1)
+
+
+@pytest.mark.parametrize("curved", [True, False])
+def test_time_jets_equal_nested_autodiff(curved):
+    """Inputs x(t) = x0 + a·t + b·t² (b = 0: ``ddx`` None, inputs linear in t)."""
+    model = MLP(4, 3, (8, 8), seed=3).double()
+    weights = {k: v.detach() for k, v in model.named_parameters()}
+    x0 = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a = torch.tensor([0.7, 0.0, -0.2, 0.0], dtype=torch.float64)
+    b = torch.tensor([0.0, 0.3, 0.5, 0.0], dtype=torch.float64) * curved
+    value, d1, d2 = mlp_time_jets(torch, weights, x0, a, 3, 2 * b if curved else None)
+    ref_value, ref_d1, ref_d2 = _autodiff_jets(weights, x0, a, b)
+    torch.testing.assert_close(value, ref_value, rtol=0, atol=1e-14)
+    torch.testing.assert_close(d1, ref_d1, rtol=0, atol=1e-13)
+    torch.testing.assert_close(d2, ref_d2, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "order"), [("four_bus", 3), ("three_bus", 2)])
+def test_linear_part_is_exact_to_first_order_in_the_step(name, order):
+    """Halving the disturbance must divide the linear part's error by 2^order: the remainder is
+    O(s²), and O(s³) from rest (the four-bus system), where sin(δ*) in the quadratic term is
+    itself O(s). The linear part must also settle where the equations' conserved quantity says."""
+    ansatz = npn.Ansatz(bundled(name))
+    values = dict(zip(ansatz.parameters, [*ansatz.m_nominal, *ansatz.network.d], strict=True))
+    t = np.linspace(0.0, npn.T_MAX_S, 101)
+    errors = []
+    for scale in (0.2, 0.1, 0.05):
+        ref, _ = npn._reference(ansatz, {**values, npn.CONDITION: scale}, t)
+        lin, _ = npn.trajectories(ansatz, None, 0, {**values, npn.CONDITION: scale}, t)
+        errors.append(np.abs(lin - ref).max())
+    ratios = np.array(errors[:-1]) / np.array(errors[1:])
+    np.testing.assert_allclose(ratios, 2.0**order, rtol=0.06)
+    # Σ m_i·ω_i + d_i·δ_i is conserved (the powers balance), so both the nonlinear and the
+    # linearised system settle at δ*(s) shifted by c = Σ d_i·(δ_i(0) − δ*_i) / Σ d_i.
+    delta_after, _ = ansatz.after(1.0)
+    d = ansatz.network.d
+    c = np.sum(d * (ansatz.delta_before - delta_after)) / d.sum()
+    lin, _ = npn.trajectories(ansatz, None, 0, {**values, npn.CONDITION: 1.0}, np.array([0.0, 1e4]))
+    np.testing.assert_allclose(lin[-1], delta_after + c, atol=1e-9)
+
+
+@pytest.fixture(scope="module", params=["four_bus", "three_bus"])
+def shipped(request):
+    return load("power.multimachine", request.param)
+
+
+def test_card_meets_the_bar_on_a_box_without_pole_slips(shipped):
+    validation = shipped.card["validation"]
+    angle = validation["rmse"]["Angle [rad]"]
+    assert "128 scrambled Sobol points" in validation["design"]
+    for stat, bar in BAR_RAD.items():
+        assert angle[stat] <= bar, (stat, angle[stat])
+    # The correction must earn its place: its overall error well below the linear part's alone.
+    assert angle["overall"] < 0.7 * validation["linear_part_alone"]["Angle [rad]"]["overall"]
+    widest = validation["widest_line_angle_rad"]
+    assert max(widest.values()) < math.pi / 2
+    assert npn.box_corners_widest_line(shipped.ansatz) == pytest.approx(widest["box_corners"], rel=1e-9)
+
+
+def test_shipped_weights_on_fresh_points(shipped):
+    """8 Sobol points the card never saw, against DOP853: each within twice the card's max."""
+    weights = shipped._weights
+    fresh = npn.validate_network(shipped.network, weights, shipped._n_layers, n_points=8, seed=2)
+    card_max = shipped.card["validation"]["rmse"]["Angle [rad]"]["max"]
+    assert fresh["rmse"]["Angle [rad]"]["max"] <= min(2 * card_max, BAR_RAD["max"])
+    assert (
+        fresh["rmse"]["Frequency deviation [rad.s-1]"]["max"]
+        <= 2 * (shipped.card["validation"]["rmse"]["Frequency deviation [rad.s-1]"]["max"])
+    )
+
+
+def _point(model, seed):
+    rng = np.random.default_rng(seed)
+    box = model.domain({})
+    values = {k: float(np.exp(rng.uniform(np.log(box[k][0]), np.log(box[k][1])))) for k in model.parameters}
+    return {**values, npn.CONDITION: float(rng.uniform(*npn.SCALE_BOX))}
+
+
+def test_numpy_torch_and_jax_agree(shipped):
+    import jax.numpy as jnp
+
+    values = _point(shipped, 0)
+    even = np.linspace(0.0, 5.0, 126)  # the JAX scan path
+    uneven = np.sort(np.random.default_rng(1).uniform(0.0, 5.0, 40))  # the JAX expm path
+    for t in (even, uneven):
+        numpy = shipped.numpy_forward(t, **values)
+        jax = shipped.jax_forward(jnp.asarray(t) if t is uneven else t, **values)
+        for name in shipped.observables:
+            np.testing.assert_allclose(np.asarray(jax[name]), numpy[name], rtol=0, atol=1e-11, err_msg=name)
+    # torch, as in training: the same predict over torch arrays
+    ansatz, k = shipped.ansatz, len(shipped.ansatz.m_nominal)
+    scale = values[npn.CONDITION]
+    delta, laplacian = ansatz.after(scale)
+    tt = torch.from_numpy(even)
+    m_g = torch.tensor([values[p] for p in shipped.parameters[:k]], dtype=torch.float64).expand(len(even), k)
+    d = torch.tensor([values[p] for p in shipped.parameters[k:]], dtype=torch.float64).expand(len(even), -1)
+    a = npn.system_matrix(torch, ansatz, m_g, d, torch.from_numpy(laplacian))
+    y0 = torch.from_numpy(np.concatenate([ansatz.delta_before - delta, np.zeros(k)]))
+    linear = npn.linear_response(torch, a, y0, tt)
+    weights = {key: torch.from_numpy(v) for key, v in shipped._weights.items()}
+    angle, rate, _ = npn.predict(
+        torch,
+        weights,
+        shipped._n_layers,
+        ansatz,
+        tt,
+        m_g,
+        d,
+        torch.full_like(tt, scale),
+        torch.from_numpy(delta),
+        linear,
+    )
+    numpy = shipped.numpy_forward(even, **values)
+    np.testing.assert_allclose(angle.numpy()[:, 0], numpy["Angle 1 [rad]"], rtol=0, atol=1e-11)
+    np.testing.assert_allclose(rate.numpy()[:, -1], numpy[shipped.observables[-1]], rtol=0, atol=1e-11)
+
+
+def test_jax_gradient_matches_finite_differences(shipped):
+    import jax
+
+    values = _point(shipped, 4)
+    t = np.linspace(0.0, 5.0, 51)
+    name = shipped.parameters[0]
+
+    def total(x):
+        out = shipped.jax_forward(t, **{**values, name: x})
+        return sum(v.sum() for v in out.values())
+
+    grad = float(jax.grad(total)(values[name]))
+    h = 1e-6 * values[name]
+    numeric = (float(total(values[name] + h)) - float(total(values[name] - h))) / (2 * h)
+    assert grad == pytest.approx(numeric, rel=1e-6)
+
+
+def test_weights_of_another_network_are_refused(tmp_path):
+    four = weights_for("four_bus")
+    changed = tmp_path / "grid.toml"
+    text = (npn.Path(__file__).parents[2] / "surrogates/power/networks/four_bus.toml").read_text()
+    changed.write_text(text.replace("damping = [0.15", "damping = [0.16"))
+    (tmp_path / "grid.safetensors").write_bytes(four.read_bytes())
+    (tmp_path / "grid.json").write_text(four.with_suffix(".json").read_text())
+    with pytest.raises(NetworkError, match="trained for network 'four_bus' with other buses"):
+        load("power.multimachine", str(changed))
+    (tmp_path / "grid.safetensors").unlink()
+    with pytest.raises(NetworkError, match="no trained surrogate at .*grid.safetensors; train one"):
+        NetworkSurrogate(bundled(str(changed)), weights_for(str(changed)))
+
+
+def test_train_and_validate_cli_need_a_good_network(tmp_path, capsys):
+    from bayespinn.cli import main
+
+    assert main(["train", "power.multimachine", "--quick"]) == 2
+    assert "--network missing" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nbuses = ["A"]\n')
+    assert main(["train", "power.multimachine", "--network", str(bad), "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.toml" in err
+    assert main(["validate", "power.smib", "--network", "four_bus"]) == 2
+    assert "takes no --network" in capsys.readouterr().err
+
+
+def test_train_quick_writes_a_card_that_validates(tmp_path, capsys):
+    from bayespinn.cli import main
+
+    out = tmp_path / "three.safetensors"
+    assert (
+        main(
+            ["train", "power.multimachine", "--network", "three_bus", "--quick", "--quiet", "--out", str(out)]
+        )
+        == 0
+    )
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["network"]["name"] == "three_bus" and card["training"]["config"]["adam_steps"] == 100
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "validate",
+                "power.multimachine",
+                "--network",
+                "three_bus",
+                "--weights",
+                str(out),
+                "--points",
+                "4",
+            ]
+        )
+        == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rmse"]["Angle [rad]"]["max"] < 1e-2  # the linear part alone is well inside
