@@ -49,7 +49,7 @@ def test_time_jets_equal_nested_autodiff(curved):
     torch.testing.assert_close(d2, ref_d2, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("name", "order"), [("four_bus", 3), ("three_bus", 2)])
+@pytest.mark.parametrize(("name", "order"), [("four_bus", 3), ("three_bus", 2), ("kundur_two_area", 2)])
 def test_linear_part_is_exact_to_first_order_in_the_step(name, order):
     """Halving the disturbance must divide the linear part's error by 2^order: the remainder is
     O(s²), and O(s³) from rest (the four-bus system), where sin(δ*) in the quadratic term is
@@ -224,3 +224,21 @@ def test_train_quick_writes_a_card_that_validates(tmp_path, capsys):
     )
     printed = json.loads(capsys.readouterr().out)
     assert printed["rmse"]["Angle [rad]"]["max"] < 1e-2  # the linear part alone is well inside
+
+
+def test_kundur_two_area_reduces_to_its_machines_and_loads():
+    """The bundled Kundur file (written by networks/reduce_kundur.py from ANDES's case) keeps the
+    four machines and two loads; Kron reduction couples each area's machines to their own load
+    only, and the two areas through the load buses (the tie lines)."""
+    network = bundled("kundur_two_area")
+    assert network.buses == ("G1", "G2", "G12", "G11", "L3", "L13")
+    assert len(network.reduced) == 8 and network.machines.tolist() == [True] * 4 + [False] * 2
+    np.testing.assert_allclose(network.p_before[4:], [-11.59, -15.75])  # the case's loads [pu]
+    assert abs(network.p_before.sum()) < 1e-9 and abs(network.p_after.sum()) < 1e-9
+    b = network.b
+    # machines see the other area only through the tie lines between the load buses
+    assert np.all(np.abs(b[np.ix_([0, 1], [2, 3, 5])]) < 1e-9)
+    assert np.all(np.abs(b[np.ix_([2, 3], [0, 1, 4])]) < 1e-9)
+    assert b[4, 5] > 1.0 and np.all(b[[0, 1], 4] > 1.0) and np.all(b[[2, 3], 5] > 1.0)
+    delta = npn.Ansatz(network).after(1.0)[0]
+    assert np.max(np.abs(delta[:, None] - delta[None, :])[b > 0]) < math.pi / 2
