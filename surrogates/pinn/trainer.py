@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "hardware_description", "resolve_device", "train"]
+__all__ = ["TrainConfig", "hardware_description", "resolve_device", "train", "training_versions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +72,19 @@ def hardware_description(device: str) -> str:
     except (OSError, StopIteration):
         model = platform.machine()
     return f"{model}, {torch.get_num_threads()} torch threads"
+
+
+def training_versions() -> dict[str, str]:
+    """The library versions a model card records."""
+    import jax
+    import scipy
+
+    return {
+        "torch": torch.__version__,
+        "jax": jax.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _lr(config: TrainConfig, step: int) -> float:

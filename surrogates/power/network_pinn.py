@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -491,11 +490,8 @@ def train_network(
 
 
 def _card(network: Network, config, record: dict, validation: dict, n_layers: int, warm: bool) -> dict:
-    import jax
-    import scipy
-    import torch
 
-    from surrogates.pinn.trainer import hardware_description
+    from surrogates.pinn.trainer import hardware_description, training_versions
 
     ansatz = Ansatz(network)
     device = record["device"]
@@ -537,11 +533,6 @@ def _card(network: Network, config, record: dict, validation: dict, n_layers: in
             "reproduce": f"bayespinn train power.multimachine --network {network.name}"
             + (" --physics-only" if config.data_weight == 0 else ""),
         },
-        "versions": {
-            "torch": torch.__version__,
-            "jax": jax.__version__,
-            "scipy": scipy.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": training_versions(),
         "validation": {k: v for k, v in validation.items() if k != "per_point_rmse"},
     }

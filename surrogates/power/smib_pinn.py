@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import torch
 
 from surrogates.pinn.card import save_residuals, save_weights
 from surrogates.pinn.network import MLP, mlp_apply
-from surrogates.pinn.trainer import TrainConfig, hardware_description, train
+from surrogates.pinn.trainer import TrainConfig, hardware_description, train, training_versions
 from surrogates.pinn.validation import rmse_stats, sobol_design
 from surrogates.power import smib, smib_reference
 
@@ -260,8 +259,6 @@ def train_smib(
 
 
 def _card(config: TrainConfig, record: dict, problem: SmibProblem, validation: dict, n_layers: int) -> dict:
-    import jax
-    import scipy
 
     device = record["device"]
     physics_only = config.data_weight == 0
@@ -302,11 +299,6 @@ def _card(config: TrainConfig, record: dict, problem: SmibProblem, validation: d
             "hardware": hardware_description(device),
             "reproduce": "bayespinn train power.smib" + (" --physics-only" if physics_only else ""),
         },
-        "versions": {
-            "torch": torch.__version__,
-            "jax": jax.__version__,
-            "scipy": scipy.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": training_versions(),
         "validation": {k: v for k, v in validation.items() if k != "per_point_rmse"},
     }

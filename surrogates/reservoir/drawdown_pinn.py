@@ -23,7 +23,6 @@ of E1 enter it.
 from __future__ import annotations
 
 import math
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from scipy.special import exp1
 
 from surrogates.pinn.card import save_weights
 from surrogates.pinn.network import MLP, mlp_apply
-from surrogates.pinn.trainer import TrainConfig, hardware_description, train
+from surrogates.pinn.trainer import TrainConfig, hardware_description, train, training_versions
 from surrogates.pinn.validation import rmse_stats, sobol_design
 from surrogates.reservoir import wells
 
@@ -240,8 +239,6 @@ def train_drawdown(
 
 
 def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int) -> dict:
-    import jax
-    import scipy
 
     device = record["device"]
     return {
@@ -274,11 +271,6 @@ def _card(config: TrainConfig, record: dict, validation: dict, n_layers: int) ->
             "hardware": hardware_description(device),
             "reproduce": "bayespinn train reservoir.drawdown",
         },
-        "versions": {
-            "torch": torch.__version__,
-            "jax": jax.__version__,
-            "scipy": scipy.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": training_versions(),
         "validation": validation,
     }
