@@ -330,17 +330,13 @@ class NetworkProblem:
         return (*state, scale)
 
     def physics_loss(self, model, x):
+        import torch
+
         k = len(self.ansatz.m_nominal)
         angle, rate, acceleration, scale = self._state(model, x)
         m_g, d = (v.to(angle.dtype) for v in (x[:, 1 : 1 + k], x[:, 1 + k : -1]))
-        r = residual(torch_namespace(), self.ansatz, m_g, d, scale, angle, rate, acceleration)
+        r = residual(torch, self.ansatz, m_g, d, scale, angle, rate, acceleration)
         return ((r / (CORRECTION_RAD * scale[:, None] ** 2)) ** 2).mean()
-
-
-def torch_namespace():
-    import torch
-
-    return torch
 
 
 def trajectories(ansatz: Ansatz, weights: dict | None, n_layers: int, values: dict, t_s: np.ndarray):
