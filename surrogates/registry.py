@@ -41,6 +41,12 @@ def _spm_reference():
     return SpmReference()
 
 
+def _p2d_reference():
+    from surrogates.battery.spm_models import P2dReference
+
+    return P2dReference()
+
+
 def _drawdown():
     from surrogates.reservoir.drawdown_models import DrawdownSurrogate
 
@@ -72,6 +78,7 @@ NETWORK_LOADERS: dict[str, Callable[[str], ForwardModel]] = {
 }
 
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
+    "battery.p2d:reference": _p2d_reference,
     "battery.spm": _spm,
     "battery.spm:reference": _spm_reference,
     "power.smib": _smib,

@@ -1,4 +1,5 @@
-"""``battery.spm`` (the trained PINN) and ``battery.spm:reference`` (PyBaMM's SPM itself)."""
+"""``battery.spm`` (the trained PINN), ``battery.spm:reference`` (PyBaMM's SPM itself) and
+``battery.p2d:reference`` (PyBaMM's DFN: the same inputs, observable and record)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import ClassVar
 import numpy as np
 
 from surrogates.base import DomainError
-from surrogates.battery import chen2020, spm_reference
+from surrogates.battery import chen2020, p2d_reference, spm_reference
 from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL, WEIGHTS, predict
 from surrogates.pinn.card import load_residuals, load_weights
 
-__all__ = ["SpmReference", "SpmSurrogate"]
+__all__ = ["P2dReference", "SpmReference", "SpmSurrogate"]
 
 # A record that ends below this voltage [V] ran into the end-of-discharge knee, where a cycler's
 # 10 s record stops one step before the 2.5 V cut-off: a cell whose positive particle saturates
@@ -23,6 +24,7 @@ KNEE_V = 3.4
 
 
 class _SpmBase:
+    reference = spm_reference.REFERENCE  # whose window a cycler's record follows
     parameters = ("positive_diffusivity_scale", "negative_j0_scale")
     conditions = ("c_rate",)
     observables = ("Voltage [V]",)
@@ -53,7 +55,7 @@ class _SpmBase:
 
     def default_times(self, dt_s: float = 10.0, **values) -> np.ndarray:
         """A cycler's record: every ``dt_s`` up to the 2.5 V cut-off (PyBaMM's)."""
-        times, _, _ = spm_reference.window(dt_s=dt_s, **values)
+        times, _, _ = self.reference.window(dt_s=dt_s, **values)
         return times
 
 
@@ -134,14 +136,14 @@ class SpmReference(_SpmBase):
         return {"Voltage [V]": 0.0}
 
     def numpy_forward(self, t_s, **values):
-        return spm_reference.solve(t_s, **values)
+        return self.reference.solve(t_s, **values)
 
     def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
         names = list(values)
         n = len(values[names[0]])
         rows = [{**conditions, **{k: float(values[k][i]) for k in names}} for i in range(n)]
         # PyBaMM solves a list of inputs on OpenMP threads: one per core.
-        return {"Voltage [V]": spm_reference.solve_many(t_s, rows, threads=os.cpu_count() or 1)}
+        return {"Voltage [V]": self.reference.solve_many(t_s, rows, threads=os.cpu_count() or 1)}
 
     def jax_forward(self, t_s, **values):
         """PyBaMM inside JAX for values only (``jax.pure_callback``; a vmap becomes one
@@ -158,9 +160,16 @@ class SpmReference(_SpmBase):
             rows = [
                 dict(zip(names, row, strict=True)) for row in zip(*(c.ravel() for c in columns), strict=True)
             ]
-            volts = spm_reference.solve_many(t, rows, threads=os.cpu_count() or 1)
+            volts = self.reference.solve_many(t, rows, threads=os.cpu_count() or 1)
             return volts.reshape(columns[0].shape + (len(t),))
 
         args = [jnp.asarray(values[k], jnp.float64) for k in names]
         shape = jax.ShapeDtypeStruct(jnp.broadcast_shapes(*(a.shape for a in args)) + (len(t),), jnp.float64)
         return {"Voltage [V]": jax.pure_callback(host, shape, *args, vmap_method="broadcast_all")}
+
+
+class P2dReference(SpmReference):
+    """PyBaMM's DFN on ``p2d_reference``'s mesh: values only, like the SPM reference."""
+
+    name = "battery.p2d:reference"
+    reference = p2d_reference.REFERENCE
