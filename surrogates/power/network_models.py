@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -136,7 +135,6 @@ class NetworkSurrogate(_NetworkModel):
                 f"buses, values or powers than {network.name!r}; retrain it for this network"
             )
         self._n_layers = self.card["architecture"]["n_layers"]
-        self._after = cache(self.ansatz.after)
 
     def domain(self, conditions: dict) -> dict[str, tuple[float, float]]:
         return self.ansatz.box()
@@ -159,7 +157,7 @@ class NetworkSurrogate(_NetworkModel):
 
         weights = {k: jnp.asarray(v) for k, v in self._weights.items()}
         scale = float(values.get(CONDITION, 1.0))  # a condition: known, not inferred
-        delta, laplacian = self._after(scale)
+        delta, laplacian = self.ansatz.after(scale)
         k = len(self.ansatz.m_nominal)
         m_g = jnp.stack([jnp.asarray(values[p], float) for p in self.parameters[:k]])
         d = jnp.stack([jnp.asarray(values[p], float) for p in self.parameters[k:]])

@@ -133,13 +133,21 @@ class Ansatz:
     def delta_before(self) -> np.ndarray:
         return steady_state(self.network.b, self.network.p_before)
 
+    @cached_property
+    def _after_by_scale(self) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        return {}
+
     def after(self, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """The steady state δ*(s) after the disturbance and the Laplacian of B_ij·cos(δ*_i − δ*_j)."""
-        delta = steady_state(
-            self.network.b, self.powers(scale), f"{self.network.name} at {CONDITION} {scale:g}"
-        )
-        weights = self.network.b * np.cos(delta[:, None] - delta[None, :])
-        return delta, np.diag(weights.sum(axis=1)) - weights
+        """The steady state δ*(s) after the disturbance and the Laplacian of B_ij·cos(δ*_i − δ*_j),
+        solved once per scale (a Newton solve; every likelihood evaluation asks for it)."""
+        scale = float(scale)
+        if scale not in self._after_by_scale:
+            delta = steady_state(
+                self.network.b, self.powers(scale), f"{self.network.name} at {CONDITION} {scale:g}"
+            )
+            weights = self.network.b * np.cos(delta[:, None] - delta[None, :])
+            self._after_by_scale[scale] = (delta, np.diag(weights.sum(axis=1)) - weights)
+        return self._after_by_scale[scale]
 
     def encode(self, xp: Any, t, m_g, d, scale):
         """The network's inputs, each on [-1, 1] over the box, and their first two time derivatives."""
