@@ -115,14 +115,6 @@ class PybammReference:
         slope = (v_end - v_before) / (end - float(sol.t[-2]))
         return np.where(t > end, v_end + slope * (t - end), volts)
 
-    def describe(self) -> str:
-        cells = ", ".join(f"{n} {k}" for k, n in self.cells)
-        return (
-            f"PyBaMM {self.model_name}, Chen2020, IDAKLU rtol={SOLVER_TOLERANCES['rtol']}, "
-            f"{self.particle_volumes} finite volumes per particle (exponential mesh packed at the "
-            f"surface), cells {cells}"
-        )
-
     def solve(self, t_s, **values) -> dict[str, np.ndarray]:
         """``Voltage [V]`` at times ``t_s`` (any, including past the cut-off)."""
         t = np.asarray(t_s, float)
