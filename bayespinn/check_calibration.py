@@ -87,6 +87,8 @@ def _cost(checks: dict) -> dict:
         "converged": bool(checks["converged"]),
         "wall_time_s": float(checks["wall_time_s"]),
         "reference_solves": int(correction.get("reference_solves", 0)),
+        # An importance correction's weights: whether to trust this trial's interval.
+        **{k: correction[k] for k in ("k_hat", "ess", "refined") if k in correction},
     }
 
 

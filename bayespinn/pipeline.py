@@ -79,12 +79,16 @@ def _resolve_surrogate_error(study: Study, model: ForwardModel, data: Measuremen
     """``auto``: the error model the surrogate's measured coverage favours (its
     ``surrogate_error``, "correlated" for ``power.smib``) where it can run, else the RMSE in
     quadrature: a surrogate without residual curves, an ensemble or Pyro engine, a Student-t
-    likelihood, or a battery record that stops before its knee (case_studies/exactness)."""
+    likelihood, or a battery record that stops before its knee (case_studies/exactness).
+
+    With a correction: the correlated model for importance sampling wherever it can run (its
+    wider posterior is the proposal that covers the exact one), else none."""
     inf = study.inference
     if inf.surrogate_error != "auto":
         return study
     usable = (
-        getattr(model, "surrogate_error", "rmse") == "correlated"
+        (getattr(model, "surrogate_error", "rmse") == "correlated" or inf.correct == "importance")
+        and inf.correct != "delayed-acceptance"
         and hasattr(model, "validation_residuals")
         and inf.engine not in ENSEMBLES
         and inf.backend == "numpyro"
@@ -95,7 +99,7 @@ def _resolve_surrogate_error(study: Study, model: ForwardModel, data: Measuremen
             model.residual_grid(study.conditions, data.time_s, data.values)
         except ValueError:
             usable = False
-    chosen = "correlated" if usable else "rmse"
+    chosen = "correlated" if usable else "rmse" if inf.correct == "none" else "off"
     return dataclasses.replace(study, inference=dataclasses.replace(inf, surrogate_error=chosen))
 
 
@@ -191,20 +195,27 @@ def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
         for name in prep.study.priors
     }
     if method == "importance":
+        # Its checks already hold what of the surrogate run still matters.
         checks = _importance_checks(record, diagnostics, new_table, table)
+        checks["converged"] = not checks["warnings"]
     else:
         checks = verdict(new, new_table)
-    checks["converged"] = diagnostics["converged"] and not checks["warnings"]
+        checks["converged"] = diagnostics["converged"] and not checks["warnings"]
     wall = diagnostics["wall_time_s"] + record["wall_time_s"]
     return new, new_table, {**checks, "wall_time_s": wall, "surrogate_run": diagnostics, "correction": record}
 
 
 def _importance_checks(record: dict, surrogate_checks: dict, new_table, table) -> dict:
-    """Resampled draws repeat themselves, so their R-hat and ESS say nothing: the chains' R-hat is
-    the surrogate run's, and the effective sample size is the importance weights' (in place)."""
-    new_table["r_hat"] = table["r_hat"]
+    """Resampled draws repeat themselves, so their R-hat and ESS say nothing: the effective sample
+    size is the importance weights' (in place), and the R-hat the surrogate chains', which the
+    weights assume are draws of the surrogate posterior. Refined weights assume nothing of the
+    chains: their draws are the Student-t's."""
+    new_table["r_hat"] = np.nan if record["refined"] else table["r_hat"]
     new_table["ess_bulk"] = new_table["ess_tail"] = record["ess"]
-    warnings = list(surrogate_checks["warnings"])
+    # verdict's "ESS …" warning was about the chains; the weights' ESS is checked below.
+    warnings = (
+        [] if record["refined"] else [w for w in surrogate_checks["warnings"] if not w.startswith("ESS ")]
+    )
     if not record["trusted"]:
         warnings.append(
             f"importance weights: Pareto k̂ {record['k_hat']:.2f} > 0.7, the reweighted posterior is not to be "

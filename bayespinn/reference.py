@@ -15,6 +15,7 @@ import numpy as np
 
 from bayespinn.errors import UserError
 from inference.correction import Potentials, delayed_acceptance, importance, laplace_moments
+from inference.diagnostics import ESS_MIN
 from inference.exact import compare, grid_posterior, log_posterior_fn
 from inference.model import build_model
 
@@ -70,12 +71,24 @@ def correct(prep, idata, method: str, reference: tuple, y: dict) -> tuple[dict, 
     if not getattr(ref, "differentiable", True):  # no Laplace proposal without gradients
         pots = dataclasses.replace(pots, reference_scalar=None)
     if method == "importance":
-        result = importance(pots, flat)
+        n = prep.study.inference.reference_draws or len(flat)
+        thinned = flat[np.linspace(0, len(flat) - 1, min(n, len(flat))).round().astype(int)]
+        result = importance(pots, thinned, min_ess=ESS_MIN, seed=prep.study.inference.seed)
         rng = np.random.default_rng(prep.study.inference.seed)
         # Systematic resampling keeps the weighted posterior's shape for plots and tables.
         u = (rng.uniform() + np.arange(len(flat))) / len(flat)
-        picked = flat[np.minimum(np.searchsorted(np.cumsum(result["weights"]), u), len(flat) - 1)]
-        record = {k: result[k] for k in ("k_hat", "ess", "reference_solves", "trusted")}
+        index = np.minimum(np.searchsorted(np.cumsum(result["weights"]), u), len(thinned) - 1)
+        picked = result["draws"][index]
+        record = {k: v for k, v in result.items() if k not in ("draws", "weights")}
+        record["proposal"] = (
+            "the surrogate posterior"
+            + (
+                " with its correlated error model"
+                if prep.study.inference.surrogate_error == "correlated"
+                else ""
+            )
+            + (", refined once by a Student-t around the reweighted draws" if result["refined"] else "")
+        )
         out = picked.reshape(chains, draws, -1)
     else:
         laplace = laplace_moments(pots, flat.mean(0))

@@ -36,6 +36,14 @@ INVERSIONS = ("subspace", "exact")
 # residual curves and the engine can use them, else "rmse" (resolved by pipeline.prepare).
 SURROGATE_ERRORS = ("auto", "correlated", "rmse", "off")
 CORRECTIONS = ("none", "importance", "delayed-acceptance")
+# The error models each correction accepts. A corrected posterior accounts for the surrogate's
+# error exactly, so the RMSE term would only starve it; importance sampling wants a proposal
+# wider than the exact posterior, which the correlated model gives ("auto": where it can run).
+CORRECTED_ERRORS = {
+    "none": SURROGATE_ERRORS,
+    "importance": ("auto", "correlated", "off"),
+    "delayed-acceptance": ("auto", "off"),
+}
 # [soh]: a state-of-health study (bayespinn.soh_data reads it; ``bayespinn calibrate`` ignores it).
 _SECTIONS = {"surrogate", "data", "conditions", "parameters", "noise", "inference", "output", "truth", "soh"}
 # Keys each fixed-shape section accepts; a typo (``chians = 2``) must not silently fall back to a default.
@@ -54,6 +62,7 @@ _KEYS = {
         "likelihood",
         "surrogate_error",
         "correct",
+        "reference_draws",
         "backend",
         "guide",
         "svi_steps",
@@ -81,6 +90,9 @@ class Inference:
     likelihood: str = "normal"
     surrogate_error: str = "auto"
     correct: str = "none"
+    # importance: how many surrogate draws (thinned evenly) are reweighted, one reference solve
+    # each; None: all of them.
+    reference_draws: int | None = None
     backend: str = "numpyro"  # numpyro | pyro (nuts and svi on the torch surrogate)
     guide: str = "mvn"  # svi: normal (mean-field) | mvn (full rank) | flow | laplace
     svi_steps: int = 5000
@@ -233,18 +245,15 @@ def _inference(path: Path, table: dict) -> Inference:
     correct = r.get("correct", str, "none", " or ".join(CORRECTIONS))
     if correct not in CORRECTIONS:
         raise r.error("correct", correct, " or ".join(CORRECTIONS))
-    # A corrected posterior accounts for the surrogate's error exactly; the RMSE term would only
-    # make the surrogate's σ disagree with the reference's and starve the correction.
-    surrogate_error = r.get(
-        "surrogate_error", str, "auto" if correct == "none" else "off", " or ".join(SURROGATE_ERRORS)
-    )
+    surrogate_error = r.get("surrogate_error", str, "auto", " or ".join(SURROGATE_ERRORS))
     if surrogate_error not in SURROGATE_ERRORS:
         raise r.error("surrogate_error", surrogate_error, " or ".join(SURROGATE_ERRORS))
-    if correct != "none" and surrogate_error != "off":
+    if surrogate_error not in CORRECTED_ERRORS[correct]:
         raise r.error(
             "surrogate_error",
             surrogate_error,
-            f'"off" with correct = "{correct}" (the correction accounts for the surrogate\'s error)',
+            " or ".join(f'"{e}"' for e in CORRECTED_ERRORS[correct])
+            + f' with correct = "{correct}" (the correction accounts for the surrogate\'s error)',
         )
     if surrogate_error == "correlated" and (
         engine["engine"] in ENSEMBLES or engine["backend"] == "pyro" or likelihood != "normal"
@@ -255,6 +264,9 @@ def _inference(path: Path, table: dict) -> Inference:
             "rmse or off with this engine (the correlated error model needs a NumPyro engine "
             "and a normal likelihood)",
         )
+    reference_draws = _count(r, "reference_draws") if "reference_draws" in r.table else None
+    if reference_draws is not None and correct != "importance":
+        raise r.error("correct", correct, '"importance" with reference_draws (it sizes the draws reweighted)')
     target = r.number("target_accept", 0.8)
     if not 0 < target < 1:
         raise r.error("target_accept", target, "a number between 0 and 1")
@@ -265,6 +277,7 @@ def _inference(path: Path, table: dict) -> Inference:
         likelihood=likelihood,
         surrogate_error=surrogate_error,
         correct=correct,
+        reference_draws=reference_draws,
         **engine,
     )
 

@@ -5,7 +5,8 @@ surrogate as forward map and one with the reference solver; everything else (pri
 Jacobians) is shared, so their difference is the surrogate's error in the likelihood.
 
 - ``importance``: the surrogate posterior's draws weighted by π_ref/π_sur, Pareto-smoothed
-  (Vehtari et al. 2024, ``arviz.psislw``); k̂ > 0.7 means the weights cannot be trusted.
+  (Vehtari et al. 2024, ``arviz.psislw``); k̂ > 0.7 means the weights cannot be trusted. With
+  too few effective draws, one adaptive step redraws from a Student-t fitted to the weighted ones.
 - ``delayed_acceptance``: Metropolis–Hastings whose proposals are screened by the surrogate and
   accepted by the reference (Christen & Fox 2005). It targets the exact posterior; the reference
   is solved only for proposals the surrogate lets through, for all chains in one batch.
@@ -89,23 +90,57 @@ def _batched(scalar):
     return jax.jit(jax.vmap(scalar))
 
 
-def importance(potentials: Potentials, flat_draws: np.ndarray) -> dict:
-    """Pareto-smoothed weights π_ref/π_sur for surrogate-posterior draws (S, D)."""
-    import arviz as az
+def importance(
+    potentials: Potentials, flat_draws: np.ndarray, min_ess: float = 0.0, seed: int = 0, widen: float = 1.3
+) -> dict:
+    """Pareto-smoothed weights π_ref/π_sur for surrogate-posterior draws (S, D).
 
+    When their effective sample size falls short of ``min_ess`` (a proposal much wider than the
+    exact posterior: the correlated error model's on a record that ends at a battery's cut-off
+    cliff), one refinement: S fresh draws of a Student-t around the reweighted draws' moments,
+    weighted π_ref/q. The refined weights' own k̂ and ESS judge the answer.
+    """
     u_sur = np.asarray(potentials.surrogate(flat_draws))
     u_ref = np.asarray(potentials.reference(flat_draws))
-    log_w = np.where(np.isfinite(u_ref), u_sur - u_ref, -np.inf)
+    first = _smoothed(flat_draws, u_sur - u_ref)
+    if first["ess"] >= min_ess:
+        return {**first, "reference_solves": len(flat_draws), "refined": False}
+    draw, log_q = _proposal(*_weighted_moments(flat_draws, first["weights"], first["ess"]), widen)
+    y = draw(np.random.default_rng(seed), len(flat_draws))
+    refined = _smoothed(y, -np.asarray(potentials.reference(y)) - log_q(y))
+    return {
+        **refined,
+        "reference_solves": 2 * len(flat_draws),
+        "refined": True,
+        "first_stage": {"k_hat": first["k_hat"], "ess": first["ess"]},
+    }
+
+
+def _smoothed(draws: np.ndarray, log_w: np.ndarray) -> dict:
+    """Normalised Pareto-smoothed weights of ``draws``, their k̂ and effective sample size."""
+    import arviz as az
+
+    log_w = np.where(np.isfinite(log_w), log_w, -np.inf)  # the reference failed: weight 0
     log_w, k_hat = az.psislw(log_w - np.max(log_w))
     w = np.exp(log_w - np.max(log_w))
     w /= w.sum()
     return {
+        "draws": draws,
         "weights": w,
         "k_hat": float(k_hat),
         "ess": float(1.0 / np.sum(w**2)),
-        "reference_solves": len(flat_draws),
         "trusted": bool(k_hat <= K_HAT_MAX),
     }
+
+
+def _weighted_moments(x: np.ndarray, w: np.ndarray, ess: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of weighted draws; with fewer than 10 effective draws per dimension
+    the covariance is the draws' own, too wide rather than degenerate."""
+    mean = w @ x
+    if ess < 10 * x.shape[1]:
+        return mean, np.cov(x, rowvar=False)
+    r = x - mean
+    return mean, (w[:, None] * r).T @ r / (1.0 - np.sum(w**2))
 
 
 def _proposal(mean: np.ndarray, cov: np.ndarray, widen: float, df: float = PROPOSAL_DF):

@@ -23,11 +23,26 @@ def test_correct_accepts_only_known_methods(tmp_path):
         load_study(path)
 
 
-def test_correct_turns_the_rmse_error_term_off_and_rejects_it_explicitly(tmp_path):
+def test_correct_picks_the_error_model_of_its_proposal_and_rejects_the_rmse_term(tmp_path):
+    # Importance sampling reweights the correlated error model's wider posterior; delayed
+    # acceptance screens with the bare surrogate.
     path = write_study(tmp_path, inference_extra='correct = "importance"')
-    assert load_study(path).inference.surrogate_error == "off"
+    assert prepare(load_study(path)).study.inference.surrogate_error == "correlated"
+    path = write_study(tmp_path, inference_extra='correct = "delayed-acceptance"')
+    assert prepare(load_study(path)).study.inference.surrogate_error == "off"
     path = write_study(tmp_path, inference_extra='correct = "importance"\nsurrogate_error = "rmse"')
-    with pytest.raises(UserError, match=r"surrogate_error: found 'rmse', expected \"off\" with correct"):
+    with pytest.raises(
+        UserError,
+        match=r"surrogate_error: found 'rmse', expected \"auto\" or \"correlated\" or \"off\" with correct",
+    ):
+        load_study(path)
+    path = write_study(
+        tmp_path, inference_extra='correct = "delayed-acceptance"\nsurrogate_error = "correlated"'
+    )
+    with pytest.raises(UserError, match=r"found 'correlated', expected \"auto\" or \"off\" with correct"):
+        load_study(path)
+    path = write_study(tmp_path, inference_extra='correct = "delayed-acceptance"\nreference_draws = 500')
+    with pytest.raises(UserError, match=r"correct: found 'delayed-acceptance', expected \"importance\" with"):
         load_study(path)
 
 
@@ -81,12 +96,20 @@ def test_check_exact_needs_two_parameters(tmp_path, capsys):
 
 
 def test_importance_run_reports_its_weights_not_the_resampled_chains(tmp_path):
-    path = write_study(tmp_path, points=41, warmup=200, samples=300, inference_extra='correct = "importance"')
+    path = write_study(
+        tmp_path,
+        points=41,
+        warmup=200,
+        samples=300,
+        inference_extra='correct = "importance"\nreference_draws = 400\n',
+    )
     run = calibrate(load_study(path), progress=False)
     diagnostics = json.loads((run.dir / "diagnostics.json").read_text())
     record = diagnostics["correction"]
-    assert record["method"] == "importance" and record["reference_solves"] == 2 * 300
-    assert 0 < record["ess"] <= 600 and record["k_hat"] < 0.7  # 41 points: the surrogate is close
+    # 400 of the 600 draws, and 400 more when a Student-t around the reweighted ones refined them.
+    assert record["method"] == "importance"
+    assert record["reference_solves"] == 400 * (2 if record["refined"] else 1)
+    assert 0 < record["ess"] <= 400 and record["k_hat"] < 0.7  # 41 points: the surrogate is close
     # Resampled draws repeat: the table's ESS is the weights' and the verdict follows it.
     assert (run.table["ess_bulk"] == record["ess"]).all()
     assert diagnostics["min_ess_bulk"] == record["ess"]
