@@ -84,6 +84,15 @@ def _scalar_potential(model, model_kwargs: dict, unravel):
     return lambda flat: potential_energy(model, (), model_kwargs, unravel(flat))
 
 
+def _host(values) -> np.ndarray:
+    """A batched potential's values as NumPy. Waiting through ``block_until_ready`` releases
+    the GIL, which a host callback inside the computation (a network surrogate's steady-state
+    solve) needs; ``np.asarray`` on the pending array waited holding it, and hung."""
+    import jax
+
+    return np.asarray(jax.block_until_ready(values))
+
+
 def _batched(scalar):
     import jax
 
@@ -100,14 +109,14 @@ def importance(
     cliff), one refinement: S fresh draws of a Student-t around the reweighted draws' moments,
     weighted π_ref/q. The refined weights' own k̂ and ESS judge the answer.
     """
-    u_sur = np.asarray(potentials.surrogate(flat_draws))
-    u_ref = np.asarray(potentials.reference(flat_draws))
+    u_sur = _host(potentials.surrogate(flat_draws))
+    u_ref = _host(potentials.reference(flat_draws))
     first = _smoothed(flat_draws, u_sur - u_ref)
     if first["ess"] >= min_ess:
         return {**first, "reference_solves": len(flat_draws), "refined": False}
     draw, log_q = _proposal(*_weighted_moments(flat_draws, first["weights"], first["ess"]), widen)
     y = draw(np.random.default_rng(seed), len(flat_draws))
-    refined = _smoothed(y, -np.asarray(potentials.reference(y)) - log_q(y))
+    refined = _smoothed(y, -_host(potentials.reference(y)) - log_q(y))
     return {
         **refined,
         "reference_solves": 2 * len(flat_draws),
@@ -194,7 +203,7 @@ def _start(potentials: Potentials, draw, rng, flat_draws: np.ndarray, chains: in
     candidates += [flat_draws[i : i + chains] for i in range(0, len(flat_draws) - chains + 1, chains)]
     found, solves = [], 0
     for batch in candidates:
-        u_ref = np.asarray(potentials.reference(batch))
+        u_ref = _host(potentials.reference(batch))
         solves += chains
         found += [(x, u) for x, u in zip(batch, u_ref, strict=True) if np.isfinite(u)]
         if len(found) >= chains:
@@ -281,7 +290,7 @@ class _DaChain:
     def __init__(self, potentials: Potentials, draw, log_q, cov, rng, x, u_ref_x):
         self.pots, self.draw, self.log_q, self.rng = potentials, draw, log_q, rng
         self.x, self.u_ref_x = x, u_ref_x
-        self.u_sur_x = np.asarray(potentials.surrogate(x))
+        self.u_sur_x = _host(potentials.surrogate(x))
         self.walk_chol = np.linalg.cholesky(np.atleast_2d(cov)) * (2.38 / np.sqrt(x.shape[-1]))
         self.solves = 0
         self.reset_counts()
@@ -293,7 +302,7 @@ class _DaChain:
         """``n`` steps of every chain; returns the states (chains, n, D)."""
         chains, dim = self.x.shape
         proposals = self.draw(self.rng, n * chains).reshape(n, chains, dim)
-        u_sur_all = np.asarray(self.pots.surrogate(proposals.reshape(n * chains, dim))).reshape(n, chains)
+        u_sur_all = _host(self.pots.surrogate(proposals.reshape(n * chains, dim))).reshape(n, chains)
         out = np.empty((chains, n, dim))
         for i in range(n):
             self._step(proposals[i], u_sur_all[i])
@@ -307,14 +316,14 @@ class _DaChain:
         independent = rng.uniform(size=len(x)) < INDEPENDENT_SHARE
         walk = x + rng.standard_normal(x.shape) @ self.walk_chol.T
         y = np.where(independent[:, None], independent_y, walk)
-        u_sur_y = np.where(independent, independent_u_sur, np.asarray(self.pots.surrogate(walk)))
+        u_sur_y = np.where(independent, independent_u_sur, _host(self.pots.surrogate(walk)))
         hastings = np.where(independent, self.log_q(x) - self.log_q(y), 0.0)
         log_a1 = np.nan_to_num(self.u_sur_x - u_sur_y + hastings, nan=-np.inf)
         stage1 = np.log(rng.uniform(size=len(x))) < log_a1
         if not stage1.any():
             return
         # The reference batch always has one row per chain so that it compiles once.
-        u_ref_y = np.asarray(self.pots.reference(np.where(stage1[:, None], y, x)))
+        u_ref_y = _host(self.pots.reference(np.where(stage1[:, None], y, x)))
         log_a2 = np.nan_to_num(self.u_ref_x - u_ref_y - (self.u_sur_x - u_sur_y), nan=-np.inf)
         accept = stage1 & (np.log(rng.uniform(size=len(x))) < log_a2)
         self.x = np.where(accept[:, None], y, x)
