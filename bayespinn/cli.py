@@ -15,11 +15,17 @@ __all__ = ["main"]
 
 
 def _jax_setup(chains: int = 4) -> None:
-    """Float64 and one XLA host device per chain; must run before JAX computes anything."""
+    """Float64, one XLA host device per chain, and computations run inline rather than
+    dispatched to XLA's CPU thread pool; must run before JAX computes anything."""
+    import jax
     import numpyro
 
     numpyro.set_host_device_count(max(chains, os.cpu_count() or 1))
     numpyro.enable_x64()
+    # Asynchronous CPU dispatch deadlocks now and then (jax-ml/jax#25861): a batched potential
+    # with a host callback (a network surrogate's steady state) never became ready, twice in
+    # 40 minutes of importance weights; inline, the same runs finish.
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def _print_table(run) -> None:
@@ -114,7 +120,7 @@ def _default_out(args) -> Path:
 
 def cmd_train(args) -> int:
     from surrogates.pinn.trainer import resolve_device
-    from surrogates.registry import NETWORK_TRAINERS, TRAINERS
+    from surrogates.registry import NETWORK_TRAINERS, TRAINERS, TrainOptionError
 
     trainer = _with_network(args, TRAINERS, NETWORK_TRAINERS, "train")
     try:
@@ -126,7 +132,10 @@ def cmd_train(args) -> int:
     print(
         f"training {args.surrogate} on {device}; checkpoint {checkpoint} (rerun to resume)", file=sys.stderr
     )
-    card = trainer(device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
+    try:
+        card = trainer(device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
+    except TrainOptionError as exc:
+        raise UserError(str(exc)) from None
     print(json.dumps({k: v for k, v in card["validation"].items() if k != "points"}, indent=2))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
