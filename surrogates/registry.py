@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from surrogates.base import ForwardModel
 
-__all__ = ["NetworkArgumentError", "UnknownSurrogateError", "load", "names"]
+__all__ = ["NetworkArgumentError", "TrainOptionError", "UnknownSurrogateError", "load", "names"]
 
 
 class UnknownSurrogateError(KeyError):
@@ -15,6 +15,10 @@ class UnknownSurrogateError(KeyError):
 
 class NetworkArgumentError(ValueError):
     """A network model loaded without a network, or a network given to a model that takes none."""
+
+
+class TrainOptionError(ValueError):
+    """A training option the model does not offer."""
 
 
 def _smib():
@@ -39,6 +43,12 @@ def _spm_reference():
     from surrogates.battery.spm_models import SpmReference
 
     return SpmReference()
+
+
+def _p2d():
+    from surrogates.battery.spm_models import P2dSurrogate
+
+    return P2dSurrogate()
 
 
 def _p2d_reference():
@@ -78,6 +88,7 @@ NETWORK_LOADERS: dict[str, Callable[[str], ForwardModel]] = {
 }
 
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
+    "battery.p2d": _p2d,
     "battery.p2d:reference": _p2d_reference,
     "battery.spm": _spm,
     "battery.spm:reference": _spm_reference,
@@ -167,6 +178,24 @@ def _spm_validate(path, n_points: int):
     return _validated(validate_spm, WEIGHTS, path, n_points)
 
 
+def _p2d_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+    from surrogates.battery.p2d_pinn import P2D_CONFIG, train_p2d
+
+    if physics_only:
+        raise TrainOptionError(
+            "train battery.p2d: --physics-only is not offered, its network is fitted to DFN solutions"
+        )
+    # A smoke run fits 16 DFN curves and is validated on 8 points.
+    smoke = {"validation_points": 8}
+    return _trained(train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, n_trajectories=16)
+
+
+def _p2d_validate(path, n_points: int):
+    from surrogates.battery.p2d_pinn import WEIGHTS, validate_p2d
+
+    return _validated(validate_p2d, WEIGHTS, path, n_points)
+
+
 def _drawdown_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
     from surrogates.reservoir.drawdown_pinn import DRAWDOWN_CONFIG, train_drawdown
 
@@ -207,8 +236,14 @@ def _network_validate(network: str, path, n_points: int):
 # Trainers and validators of network models take the network first.
 NETWORK_TRAINERS = {"power.multimachine": _network_train}
 NETWORK_VALIDATORS = {"power.multimachine": _network_validate}
-TRAINERS = {"battery.spm": _spm_train, "power.smib": _smib_train, "reservoir.drawdown": _drawdown_train}
+TRAINERS = {
+    "battery.p2d": _p2d_train,
+    "battery.spm": _spm_train,
+    "power.smib": _smib_train,
+    "reservoir.drawdown": _drawdown_train,
+}
 VALIDATORS = {
+    "battery.p2d": _p2d_validate,
     "battery.spm": _spm_validate,
     "power.smib": _smib_validate,
     "reservoir.drawdown": _drawdown_validate,

@@ -1,5 +1,6 @@
-"""``battery.spm`` (the trained PINN), ``battery.spm:reference`` (PyBaMM's SPM itself) and
-``battery.p2d:reference`` (PyBaMM's DFN: the same inputs, observable and record)."""
+"""``battery.spm`` (the trained PINN), ``battery.spm:reference`` (PyBaMM's SPM itself),
+``battery.p2d`` (the SPM's physics with the DFN's through-cell losses learned) and
+``battery.p2d:reference`` (PyBaMM's DFN): the same inputs, observable and record."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from typing import ClassVar
 import numpy as np
 
 from surrogates.base import DomainError
-from surrogates.battery import chen2020, p2d_reference, spm_reference
-from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL, WEIGHTS, predict
+from surrogates.battery import chen2020, p2d_pinn, p2d_reference, spm_pinn, spm_reference
+from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL
 from surrogates.pinn.card import load_residuals, load_weights
 
-__all__ = ["P2dReference", "SpmReference", "SpmSurrogate"]
+__all__ = ["P2dReference", "P2dSurrogate", "SpmReference", "SpmSurrogate"]
 
 # A record that ends below this voltage [V] ran into the end-of-discharge knee, where a cycler's
 # 10 s record stops one step before the 2.5 V cut-off: a cell whose positive particle saturates
@@ -61,8 +62,9 @@ class _SpmBase:
 
 class SpmSurrogate(_SpmBase):
     name = "battery.spm"
+    _predict = staticmethod(spm_pinn.predict)
 
-    def __init__(self, path: Path = WEIGHTS):
+    def __init__(self, path: Path = spm_pinn.WEIGHTS):
         self._path = Path(path)
         self._weights, self.card = load_weights(path)
         self._n_layers = self.card["architecture"]["n_layers"]
@@ -99,11 +101,11 @@ class SpmSurrogate(_SpmBase):
         return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}
 
     def numpy_forward(self, t_s, **values):
-        return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
+        return self._predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
 
     def numpy_forward_batch(self, t_s, conditions: dict, values: dict) -> dict:
         columns = {k: np.asarray(v, float)[:, None] for k, v in values.items()}
-        out = predict(
+        out = self._predict(
             np, self._weights, self._n_layers, np.asarray(t_s, float)[None, :], **conditions, **columns
         )
         n = len(next(iter(values.values())))
@@ -112,13 +114,24 @@ class SpmSurrogate(_SpmBase):
     def jax_forward(self, t_s, **values):
         import jax.numpy as jnp
 
-        return predict(jnp, self._weights, self._n_layers, jnp.asarray(t_s), **values)
+        return self._predict(jnp, self._weights, self._n_layers, jnp.asarray(t_s), **values)
 
     def torch_forward(self, t_s, **values):
         import torch
 
         w = {k: torch.from_numpy(v) for k, v in self._weights.items()}
-        return predict(torch, w, self._n_layers, torch.as_tensor(t_s, dtype=torch.float64), **values)
+        return self._predict(torch, w, self._n_layers, torch.as_tensor(t_s, dtype=torch.float64), **values)
+
+
+class P2dSurrogate(SpmSurrogate):
+    """The DFN's surrogate: PyBaMM's DFN window, ``p2d_pinn``'s network."""
+
+    name = "battery.p2d"
+    reference = p2d_reference.REFERENCE
+    _predict = staticmethod(p2d_pinn.predict)
+
+    def __init__(self, path: Path = p2d_pinn.WEIGHTS):
+        super().__init__(path)
 
 
 class SpmReference(_SpmBase):

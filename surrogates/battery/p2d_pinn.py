@@ -1,0 +1,328 @@
+"""The ``battery.p2d`` surrogate: the SPM's physics with the DFN's through-cell losses learned.
+
+The DFN differs from the SPM by what happens across the cell: the electrolyte's concentration
+and potential drop, and a reaction that is not uniform through each electrode, so the particles
+near the separator fill first. On Chen2020 those add 13–200 mV to the SPM's voltage and bring the
+cut-off up to 1 % earlier. The surrogate keeps the SPM's structure and learns these from the DFN:
+
+    x_n = x_n^SPM(t) + g·0.02·N_0,   x_p = x_p^SPM(t) + g·0.02·N_1,
+    V = U_p(x_p) − U_n(x_n) + η_p(x_p) − η_n(x_n) + 0.1·N_2,         g = f / sqrt(f + 0.01),
+
+with f = t·c_rate/3600 the nominal discharge fraction and N = MLP(f, log10 scales, c_rate).
+x^SPM are the surface stoichiometries of ``battery.spm``'s particle network (trained on the
+spherical-diffusion residual alone; its weights are copied into this surrogate's file), and
+U, η are Chen2020's open-circuit potentials and Butler–Volmer overpotentials in closed form
+(``chen2020``). The cut-off cliff is the OCP's own steep edge, reached by a smooth stoichiometry,
+so the network never has to draw a cliff. ``g`` keeps the initial state exact (uniform particles,
+N_0 and N_1 act as the particles' surface deviation, which grows like sqrt(t)).
+
+N is fitted to PyBaMM DFN solutions (``p2d_reference``) on a Sobol design of the box, every 10 s
+up to the cut-off and densely on the last 5 % before it, where the timing of the cliff is set.
+The DFN's electrolyte and charge-conservation residuals are not in the loss: those equations
+enter only through the solutions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surrogates.battery import chen2020, p2d_reference, pybamm_reference, spm_pinn
+from surrogates.pinn.card import load_weights, save_residuals, save_weights
+from surrogates.pinn.network import MLP, mlp_apply
+from surrogates.pinn.trainer import TrainConfig, hardware_description, train
+
+__all__ = ["DOMAIN", "P2D_CONFIG", "WEIGHTS", "dfn_curves", "predict", "train_p2d", "validate_p2d"]
+
+DOMAIN = spm_pinn.DOMAIN
+WEIGHTS = Path(__file__).parent / "weights" / "p2d.safetensors"
+PARTICLE = "particle."  # prefix of the SPM particle network's tensors in this surrogate's file
+STOICHIOMETRY_SCALE, VOLTAGE_SCALE_V = 0.02, 0.1
+ELECTROLYTE_S = 120.0  # about the electrolyte's diffusion time across the cell, L²/D_e
+N_INPUTS, N_OUTPUTS = 8, 5
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(5)
+HERMITE = tuple(zip(_NODES.tolist(), (_WEIGHTS / _WEIGHTS.sum()).tolist(), strict=True))
+LOSS_SCALE_V = 0.01  # the loss is in units of 10 mV
+END_FRACTIONS = 1.0 - np.geomspace(0.05, 1e-4, 40)  # of the cut-off time: the cliff
+TRAIN_SEED = 7  # the held-out design uses spm_pinn's validation seed
+
+P2D_CONFIG = TrainConfig(
+    hidden=(64, 64, 64, 64),
+    adam_steps=6_000,
+    lr_start=3e-3,
+    lr_end=1e-4,
+    collocation_batch=1,
+    data_batch=8_192,
+    lbfgs_steps=1_000,
+    lbfgs_data=32_768,
+    lbfgs_resample_every=250,
+    physics_weight=0.0,
+    data_weight=1.0,
+    n_trajectories=1_024,
+    checkpoint_every=250,
+)
+
+
+def _split(weights: dict) -> tuple[dict, dict]:
+    particle = {k[len(PARTICLE) :]: v for k, v in weights.items() if k.startswith(PARTICLE)}
+    return {k: v for k, v in weights.items() if not k.startswith(PARTICLE)}, particle
+
+
+def encode(xp, t, x_n, x_p, positive_diffusivity_scale, negative_j0_scale, c_rate):
+    """The network's inputs, each in about [-1, 1], and f, the nominal discharge fraction; arrays
+    of ``xp``, any broadcastable shapes. Besides time (linear, as sqrt(f) for the particles' and
+    as e^(−t/120 s) for the electrolyte's start-up transient), the SPM's surface stoichiometries:
+    the DFN smooths the graphite OCP's steps where x_n crosses them, a feature fixed in x_n,
+    not in time."""
+    f = t * c_rate / 3600.0
+    cols = [
+        f * (4.0 / 3.0) - 1.0,
+        2.0 * xp.sqrt(f / 1.5 + 1e-12) - 1.0,
+        2.0 * xp.exp(-t / ELECTROLYTE_S) - 1.0,
+        2.0 * x_n - 1.0,
+        2.0 * x_p - 1.0,
+        xp.log10(positive_diffusivity_scale),
+        xp.log10(negative_j0_scale),
+        (c_rate - 1.25) / 0.75,
+    ]
+    base = 0.0 * sum(cols)  # the broadcast shape, the same in NumPy, torch and JAX
+    return xp.stack([c + base for c in cols], -1), f
+
+
+def _spread_ocp(xp, ocp, x, spread):
+    """E[U(x + spread·ξ)], ξ ~ N(0, 1), by 5-point Gauss–Hermite: the OCP seen by particles whose
+    surface stoichiometries spread across the electrode. Only the OCP's fitted curve is spread;
+    PyBaMM's barrier at empty and full stays at x (a node past it would weigh thousands of volts)."""
+    barrier = chen2020.u_asymptotes(xp, x)
+    return barrier + sum(
+        w * (ocp(xp, x + spread * node) - chen2020.u_asymptotes(xp, x + spread * node)) for node, w in HERMITE
+    )
+
+
+def corrected_voltage(xp, out, f, x_n, x_p, current_a, negative_j0_scale):
+    """The voltage from the network's outputs ``out`` (..., 5) and the SPM's surface
+    stoichiometries: each surface shifted and spread, and a voltage term."""
+    g = f / xp.sqrt(f + 0.01)
+    x_n = x_n + g * STOICHIOMETRY_SCALE * out[..., 0]
+    x_p = x_p + g * STOICHIOMETRY_SCALE * out[..., 1]
+    # The network sets the spread's variance, not the spread: the OCP's response to a spread is
+    # quadratic in it (σ²·U''/2), so a gradient in σ would vanish where σ starts small.
+    h = f / (f + 0.01)
+    spread_n = STOICHIOMETRY_SCALE * xp.sqrt(h * _softplus(xp, out[..., 3]) + 1e-12)
+    spread_p = STOICHIOMETRY_SCALE * xp.sqrt(h * _softplus(xp, out[..., 4]) + 1e-12)
+    return (
+        _spread_ocp(xp, chen2020.ocp_positive, x_p, spread_p)
+        - _spread_ocp(xp, chen2020.ocp_negative, x_n, spread_n)
+        + chen2020.overpotential(xp, "positive", current_a, x_p)
+        - chen2020.overpotential(xp, "negative", current_a, x_n, negative_j0_scale)
+        + VOLTAGE_SCALE_V * out[..., 2]
+    )
+
+
+def _softplus(xp, z):
+    return xp.log1p(xp.exp(-xp.abs(z))) + xp.maximum(z, 0.0 * z)
+
+
+def predict(
+    xp, weights: dict, n_layers: int, t, positive_diffusivity_scale, negative_j0_scale, c_rate
+) -> dict:
+    """``Voltage [V]`` at times ``t`` [s] (an array of ``xp``) and any broadcastable inputs;
+    ``weights`` holds both networks (the particle one under ``particle.``)."""
+    # Arrays of t's dtype pass through untouched (see smib_pinn.predict).
+    positive_diffusivity_scale, negative_j0_scale, c_rate = (
+        v if getattr(v, "dtype", None) == t.dtype else xp.asarray(v, dtype=t.dtype)
+        for v in (positive_diffusivity_scale, negative_j0_scale, c_rate)
+    )
+    net, particle = _split(weights)
+    x_n, x_p = spm_pinn.surface_stoichiometries(
+        xp, particle, len(particle) // 2, t, positive_diffusivity_scale, c_rate
+    )
+    z, f = encode(xp, t, x_n, x_p, positive_diffusivity_scale, negative_j0_scale, c_rate)
+    out = mlp_apply(xp, net, z, n_layers)
+    current = chen2020.CAPACITY_AH * c_rate
+    return {"Voltage [V]": corrected_voltage(xp, out, f, x_n, x_p, current, negative_j0_scale)}
+
+
+def dfn_curve(values: dict, dt_s: float = 10.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """PyBaMM's DFN up to its cut-off: (times every ``dt_s`` and densely on the last 5 %, the
+    voltage there, the cut-off time [s])."""
+    _, _, t_cut = p2d_reference.window(dt_s=dt_s, **values)
+    times = np.union1d(np.arange(0.0, t_cut, dt_s), END_FRACTIONS * t_cut)
+    sol = p2d_reference.simulation(True).solve(
+        [0.0, t_cut], inputs={k: float(values[k]) for k in p2d_reference.INPUTS}, t_interp=times
+    )
+    return times, np.asarray(sol["Voltage [V]"](times)), t_cut
+
+
+def dfn_curves(
+    n_points: int, seed: int = TRAIN_SEED, cache: Path | None = None, progress: bool = True
+) -> dict:
+    """Training data: ``dfn_curve`` at ``n_points`` Sobol points, as flat arrays (cached)."""
+    from tqdm.auto import tqdm
+
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bayespinn"
+    path = cache / f"dfn_curves_{n_points}_{seed}_{p2d_reference.PARTICLE_VOLUMES}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    rows = []
+    for values in tqdm(
+        spm_pinn.validation_design(n_points, seed), desc="PyBaMM DFN", disable=not progress, mininterval=2.0
+    ):
+        t, v, _ = dfn_curve(values)
+        rows.append({"t": t, "voltage": v, **{k: np.full(len(t), values[k]) for k in DOMAIN}})
+    data = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **data)
+    tmp.replace(path)  # an interrupted run leaves no half-written cache
+    return data
+
+
+@dataclass
+class DfnFit:
+    """The trainer's problem: voltage error against DFN solutions (no collocation residual).
+    The SPM's surface stoichiometries do not depend on what is trained, so they are computed once."""
+
+    data: dict
+    particle: dict
+    columns: dict = field(init=False)
+
+    def __post_init__(self):
+        d = self.data
+        x_n, x_p = spm_pinn.surface_stoichiometries(
+            np, self.particle, len(self.particle) // 2, d["t"], d["positive_diffusivity_scale"], d["c_rate"]
+        )
+        z, f = encode(
+            np, d["t"], x_n, x_p, d["positive_diffusivity_scale"], d["negative_j0_scale"], d["c_rate"]
+        )
+        self.columns = {
+            "z": torch.from_numpy(z),
+            "f": torch.from_numpy(f),
+            "x_n": torch.from_numpy(x_n),
+            "x_p": torch.from_numpy(x_p),
+            "current": torch.from_numpy(chen2020.CAPACITY_AH * d["c_rate"]),
+            "j0": torch.from_numpy(d["negative_j0_scale"]),
+            "voltage": torch.from_numpy(d["voltage"]),
+        }
+        # Each curve counts as much as any other (the bar is on each curve's RMSE): a 0.5C curve
+        # has four times the samples of a 2C one.
+        start = np.flatnonzero(d["t"] == 0.0)
+        lengths = np.diff(np.r_[start, len(d["t"])])
+        self.probability = torch.from_numpy(np.repeat(1.0 / lengths, lengths))
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return torch.zeros(0)
+
+    def physics_loss(self, model, x):  # data only (see the module's docstring)
+        raise NotImplementedError
+
+    def data_batch(self, n: int, gen: torch.Generator, device, dtype=torch.float32) -> dict:
+        index = torch.multinomial(self.probability, n, replacement=True, generator=gen)
+        return {k: v[index].to(device, dtype) for k, v in self.columns.items()}
+
+    def data_loss(self, model, batch: dict) -> torch.Tensor:
+        v = corrected_voltage(
+            torch, model(batch["z"]), batch["f"], batch["x_n"], batch["x_p"], batch["current"], batch["j0"]
+        )
+        return ((v - batch["voltage"]) / LOSS_SCALE_V).square().mean()
+
+
+def validate_p2d(weights: dict, n_layers: int, n_points: int = 64, seed: int = 20_260) -> dict:
+    """``spm_pinn.validate_voltage`` against PyBaMM's DFN."""
+
+    def voltage(t, **values):
+        return predict(np, weights, n_layers, np.asarray(t, float), **values)["Voltage [V]"]
+
+    cells = ", ".join(f"{n} {k}" for k, n in p2d_reference.CELLS)
+    return {
+        "design": spm_pinn.design_text(n_points, seed),
+        "reference": f"PyBaMM {spm_pinn._pybamm_version()} DFN, Chen2020, IDAKLU rtol="
+        f"{pybamm_reference.SOLVER_TOLERANCES['rtol']}, finite volumes {cells}, "
+        f"{p2d_reference.PARTICLE_VOLUMES} per particle (packed at the surface)",
+        **spm_pinn.validate_voltage(voltage, p2d_reference, spm_pinn.validation_design(n_points, seed)),
+    }
+
+
+def train_p2d(
+    config: TrainConfig = P2D_CONFIG,
+    out: Path = WEIGHTS,
+    checkpoint=None,
+    progress=True,
+    validation_points: int = 64,
+) -> dict:
+    """Solve the DFN on the training design, fit the network, validate it, write the card."""
+    particle, particle_card = load_weights(spm_pinn.WEIGHTS)
+    data = dfn_curves(config.n_trajectories, progress=progress)
+    model = MLP(N_INPUTS, N_OUTPUTS, config.hidden, seed=config.seed)
+    with torch.no_grad():  # start from the SPM itself: random corrections put a particle past full
+        model.layers[-1].weight.zero_()
+        model.layers[-1].bias.zero_()
+    record = train(DfnFit(data, particle), model, config, checkpoint=checkpoint, progress=progress)
+    model.double()
+    net = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+    weights = {**net, **{PARTICLE + k: v for k, v in particle.items()}}
+    n_layers = len(model.layers)
+    validation = validate_p2d(weights, n_layers, n_points=validation_points)
+    arrays = validation.pop("arrays")
+    save_weights(out, weights, _card(config, record, validation, n_layers, len(data["t"]), particle_card))
+    return save_residuals(out, arrays)  # the correlated surrogate-error model reads these
+
+
+def _card(config, record, validation, n_layers, n_samples, particle_card) -> dict:
+    import jax
+
+    device = record["device"]
+    return {
+        "name": "battery.p2d",
+        "system": "PyBaMM DFN (Chen2020), constant-current discharge from the default initial state",
+        "architecture": {
+            "type": "tanh MLP correcting the SPM's surface stoichiometries and voltage",
+            "inputs": [
+                "f·4/3 − 1 (f = t·c_rate/3600 s)",
+                "log10 positive_diffusivity_scale",
+                "log10 negative_j0_scale",
+                "(c_rate − 1.25)/0.75",
+            ],
+            "hidden": list(config.hidden),
+            "outputs": ["N_0 (negative surface)", "N_1 (positive surface)", "N_2 (voltage)"],
+            "n_layers": n_layers,
+            "ansatz": "x_n = x_n^SPM + g·0.02·N_0, x_p = x_p^SPM + g·0.02·N_1, g = f/sqrt(f + 0.01); "
+            "V = U_p(x_p) − U_n(x_n) + η_p(x_p) − η_n(x_n) + 0.1·N_2",
+            "particle_network": "battery.spm's (tensors under 'particle.'), trained on the spherical "
+            f"diffusion residual alone; its card's sha256 {particle_card.get('sha256', '?')}",
+            "dtype": "float64",
+        },
+        "domain": {k: list(v) for k, v in DOMAIN.items()},
+        "time_window": "t in [0, 1.5 × 3600 s / c_rate]; fitted up to each cell's cut-off",
+        "parameters": ["positive_diffusivity_scale", "negative_j0_scale"],
+        "conditions": ["c_rate"],
+        "observables": ["Voltage [V]"],
+        "training": {
+            "config": config.to_dict(),
+            "loss": "mean ((V_net − V_DFN) / 10 mV)² over the training samples",
+            "mix": (
+                f"PyBaMM DFN solutions only (p2d_reference's mesh) at {config.n_trajectories} Sobol "
+                f"points (seed {TRAIN_SEED}) of the box, {n_samples} samples: every 10 s up to the "
+                "cut-off and 40 times on the last 5 % before it. The particles' diffusion residual "
+                "is in the particle network's training, Butler–Volmer and the OCPs are closed form; "
+                "the DFN's electrolyte diffusion and charge-conservation residuals are not in the loss"
+            ),
+            "wall_time_s": round(record["wall_time_s"], 1),
+            "final_loss": next((h for h in reversed(record["history"]) if "loss" in h), None),
+            "device": device,
+            "hardware": hardware_description(device),
+            "reproduce": "bayespinn train battery.p2d",
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "jax": jax.__version__,
+            "pybamm": spm_pinn._pybamm_version(),
+            "python": platform.python_version(),
+        },
+        "validation": validation,
+    }
