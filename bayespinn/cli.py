@@ -120,9 +120,12 @@ def _default_out(args) -> Path:
 
 def cmd_train(args) -> int:
     from surrogates.pinn.trainer import resolve_device
-    from surrogates.registry import NETWORK_TRAINERS, TRAINERS, TrainOptionError
+    from surrogates.registry import NETWORK_TRAINERS, PHYSICS_ONLY_REFUSED, TRAINERS
 
     trainer = _with_network(args, TRAINERS, NETWORK_TRAINERS, "train")
+    if args.physics_only and args.surrogate in PHYSICS_ONLY_REFUSED:
+        why = PHYSICS_ONLY_REFUSED[args.surrogate]
+        raise UserError(f"train {args.surrogate}: --physics-only is not offered, {why}")
     try:
         device = str(resolve_device(args.device))
     except ValueError as exc:
@@ -132,10 +135,7 @@ def cmd_train(args) -> int:
     print(
         f"training {args.surrogate} on {device}; checkpoint {checkpoint} (rerun to resume)", file=sys.stderr
     )
-    try:
-        card = trainer(device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
-    except TrainOptionError as exc:
-        raise UserError(str(exc)) from None
+    card = trainer(device, out, args.physics_only, args.quick, checkpoint, not args.quiet)
     print(json.dumps({k: v for k, v in card["validation"].items() if k != "points"}, indent=2))
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from surrogates.base import ForwardModel
 
-__all__ = ["NetworkArgumentError", "TrainOptionError", "UnknownSurrogateError", "load", "names"]
+__all__ = ["NetworkArgumentError", "UnknownSurrogateError", "load", "names"]
 
 
 class UnknownSurrogateError(KeyError):
@@ -15,10 +15,6 @@ class UnknownSurrogateError(KeyError):
 
 class NetworkArgumentError(ValueError):
     """A network model loaded without a network, or a network given to a model that takes none."""
-
-
-class TrainOptionError(ValueError):
-    """A training option the model does not offer."""
 
 
 def _smib():
@@ -179,12 +175,9 @@ def _spm_validate(path, n_points: int):
 
 
 def _p2d_train(device: str, out, physics_only: bool, quick: bool, checkpoint, progress: bool):
+    # physics_only: refused before this is called (PHYSICS_ONLY_REFUSED)
     from surrogates.battery.p2d_pinn import P2D_CONFIG, train_p2d
 
-    if physics_only:
-        raise TrainOptionError(
-            "train battery.p2d: --physics-only is not offered, its network is fitted to DFN solutions"
-        )
     # A smoke run fits 16 DFN curves and is validated on 8 points.
     smoke = {"validation_points": 8}
     return _trained(train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, n_trajectories=16)
@@ -236,6 +229,8 @@ def _network_validate(network: str, path, n_points: int):
 # Trainers and validators of network models take the network first.
 NETWORK_TRAINERS = {"power.multimachine": _network_train}
 NETWORK_VALIDATORS = {"power.multimachine": _network_validate}
+# Surrogates whose loss cannot drop its solver data, and why (``train --physics-only`` is refused).
+PHYSICS_ONLY_REFUSED = {"battery.p2d": "its network is fitted to DFN solutions"}
 TRAINERS = {
     "battery.p2d": _p2d_train,
     "battery.spm": _spm_train,

@@ -119,3 +119,22 @@ def test_cutoff_of_the_slowest_cell_matches_the_dfn(shipped):
         return p2d_pinn.predict(np, weights, n_layers, t, **SLOW)["Voltage [V]"]
 
     assert abs(spm_pinn.crossing_time(voltage, SLOW["c_rate"]) / t_cut - 1.0) < 5e-3
+
+
+def test_train_quick_writes_weights_card_and_residuals(tmp_path, monkeypatch, capsys):
+    # The whole training path on a smoke run: 16 DFN solves (cached under XDG_CACHE_HOME), the fit,
+    # 8 validation points, and the card with its residual curves beside the weights.
+    from bayespinn.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "p2d.safetensors"
+    assert main(["train", "battery.p2d", "--quick", "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    _, card = load_weights(out)
+    assert card["training"]["config"]["n_trajectories"] == 16
+    assert len(card["validation"]["points"]) == 8
+    assert list((tmp_path / "cache" / "bayespinn").glob("dfn_curves_16_*.npz"))
+    assert P2dSurrogate(out).validation_residuals({"c_rate": 1.0})["residuals"]["Voltage [V]"].shape[0] == 8
+    capsys.readouterr()
+    assert main(["train", "battery.p2d", "--physics-only", "--out", str(tmp_path / "other.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--physics-only" in err[0]
