@@ -89,13 +89,17 @@ def test_simulate_writes_a_cycler_record(tmp_path: Path):
 def test_calibration_recovers_both_scales(tmp_path: Path, record: pd.DataFrame):
     record.to_csv(tmp_path / "data.csv", index=False)
     (tmp_path / "study.toml").write_text(STUDY)
-    assert main(["calibrate", str(tmp_path / "study.toml"), "--quiet"]) == 0
-    table = pd.read_csv(tmp_path / "run" / "summary.csv", index_col=0)
+    _recovers_truth(tmp_path)
+
+
+def _recovers_truth(folder: Path) -> None:
+    assert main(["calibrate", str(folder / "study.toml"), "--quiet"]) == 0
+    table = pd.read_csv(folder / "run" / "summary.csv", index_col=0)
     for name in ("positive_diffusivity_scale", "negative_j0_scale"):
         lo, hi = table.loc[name, "hdi_5%"], table.loc[name, "hdi_95%"]
         assert lo < TRUTH[name] < hi, (name, lo, hi)
         assert hi / lo < 3.0  # informative: far narrower than the prior's factor of 100
-    assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["converged"]
+    assert json.loads((folder / "run" / "diagnostics.json").read_text())["converged"]
 
 
 def test_dfn_surrogate_calibrates_a_dfn_record(tmp_path: Path):
@@ -109,13 +113,7 @@ def test_dfn_surrogate_calibrates_a_dfn_record(tmp_path: Path):
     # 2 × 700 draws: with 2 × 400 the ESS came out at 350, below the verdict's 400.
     study = STUDY.replace('"battery.spm"', '"battery.p2d"').replace("samples = 400", "samples = 700")
     (tmp_path / "study.toml").write_text(study)
-    assert main(["calibrate", str(tmp_path / "study.toml"), "--quiet"]) == 0
-    table = pd.read_csv(tmp_path / "run" / "summary.csv", index_col=0)
-    for name in ("positive_diffusivity_scale", "negative_j0_scale"):
-        lo, hi = table.loc[name, "hdi_5%"], table.loc[name, "hdi_95%"]
-        assert lo < TRUTH[name] < hi, (name, lo, hi)
-        assert hi / lo < 3.0
-    assert json.loads((tmp_path / "run" / "diagnostics.json").read_text())["converged"]
+    _recovers_truth(tmp_path)
 
 
 @pytest.fixture

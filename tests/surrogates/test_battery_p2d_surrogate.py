@@ -68,47 +68,8 @@ def test_without_corrections_it_is_the_spm(shipped):
     )
 
 
-def test_numpy_torch_and_jax_agree():
-    import jax.numpy as jnp
-
-    model = P2dSurrogate()
-    t = np.linspace(0.0, 3000.0, 301)
-    ref = model.numpy_forward(t, **VALUES)["Voltage [V]"]
-    np.testing.assert_allclose(
-        np.asarray(model.jax_forward(jnp.asarray(t), **VALUES)["Voltage [V]"]), ref, rtol=1e-12, atol=1e-12
-    )
-    np.testing.assert_allclose(
-        model.torch_forward(t, **VALUES)["Voltage [V]"].numpy(), ref, rtol=1e-12, atol=1e-12
-    )
-    batch = model.numpy_forward_batch(
-        t, {"c_rate": 1.5}, {k: np.array([v, v]) for k, v in VALUES.items() if k != "c_rate"}
-    )
-    np.testing.assert_allclose(batch["Voltage [V]"][1], ref, rtol=1e-13, atol=1e-13)
-
-
-def test_finite_and_differentiable_past_the_cutoff_and_at_t0():
-    import jax
-    import jax.numpy as jnp
-
-    model = P2dSurrogate()
-    t = jnp.linspace(0.0, 2700.0, 271)  # the slow cell cuts off near 470 s
-
-    def loss(log_scales):
-        values = {
-            **SLOW,
-            "positive_diffusivity_scale": jnp.exp(log_scales[0]),
-            "negative_j0_scale": jnp.exp(log_scales[1]),
-        }
-        return jnp.sum(model.jax_forward(t, **values)["Voltage [V]"])
-
-    v = model.jax_forward(t, **SLOW)["Voltage [V]"]
-    assert bool(jnp.isfinite(v).all()) and float(v[-1]) < 2.5
-    assert bool(jnp.isfinite(jax.grad(loss)(jnp.log(jnp.array([0.1, 0.1])))).all())
-    corners = [(a, b, c) for a in (0.1, 10.0) for b in (0.1, 10.0) for c in (0.5, 2.0)]
-    for a, b, c in corners:
-        at = np.linspace(0.0, 1.5 * 3600.0 / c, 541)
-        volts = model.numpy_forward(at, positive_diffusivity_scale=a, negative_j0_scale=b, c_rate=c)
-        assert np.isfinite(volts["Voltage [V]"]).all(), (a, b, c)
+# Parity between NumPy, torch and JAX, and finiteness past the cut-off: test_battery_spm.py runs
+# those for both battery surrogates.
 
 
 def test_cutoff_of_the_slowest_cell_matches_the_dfn(shipped):

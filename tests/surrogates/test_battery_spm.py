@@ -1,5 +1,5 @@
 """The shipped ``battery.spm`` weights: still as accurate as their card says, the same in every
-array library, finite everywhere a sampler may go."""
+array library (and ``battery.p2d``'s), finite everywhere a sampler may go (and ``battery.p2d``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from surrogates.battery import particle
-from surrogates.battery.spm_models import SpmSurrogate
+from surrogates.battery.spm_models import P2dSurrogate, SpmSurrogate
 from surrogates.battery.spm_pinn import WEIGHTS, cutoff_time, network_fn, surface_error, validate_spm
 from surrogates.pinn.card import load_weights
 
@@ -48,10 +48,11 @@ def test_particle_network_against_the_series_solution(shipped):
     assert err["max_abs"] < 1e-3 and err["median_abs"] < 1e-5
 
 
-def test_numpy_torch_and_jax_agree():
+@pytest.mark.parametrize("surrogate", [SpmSurrogate, P2dSurrogate])
+def test_numpy_torch_and_jax_agree(surrogate):
     import jax.numpy as jnp
 
-    model = SpmSurrogate()
+    model = surrogate()
     t = np.linspace(0.0, 3000.0, 301)
     ref = model.numpy_forward(t, **VALUES)["Voltage [V]"]
     np.testing.assert_allclose(
@@ -66,11 +67,12 @@ def test_numpy_torch_and_jax_agree():
     np.testing.assert_allclose(batch["Voltage [V]"][1], ref, rtol=1e-13, atol=1e-13)
 
 
-def test_finite_and_differentiable_past_the_cutoff_and_at_t0():
+@pytest.mark.parametrize("surrogate", [SpmSurrogate, P2dSurrogate])
+def test_finite_and_differentiable_past_the_cutoff_and_at_t0(surrogate):
     import jax
     import jax.numpy as jnp
 
-    model = SpmSurrogate()
+    model = surrogate()
     slow = {"positive_diffusivity_scale": 0.1, "negative_j0_scale": 0.1, "c_rate": 2.0}
     t = jnp.linspace(0.0, 2700.0, 271)  # the slow cell cuts off near 470 s
 
@@ -85,6 +87,10 @@ def test_finite_and_differentiable_past_the_cutoff_and_at_t0():
     v = model.jax_forward(t, **slow)["Voltage [V]"]
     assert bool(jnp.isfinite(v).all()) and float(v[-1]) < 2.5
     assert bool(jnp.isfinite(jax.grad(loss)(jnp.log(jnp.array([0.1, 0.1])))).all())
+    for a, b, c in [(a, b, c) for a in (0.1, 10.0) for b in (0.1, 10.0) for c in (0.5, 2.0)]:
+        at = np.linspace(0.0, 1.5 * 3600.0 / c, 541)  # the box's corners, far past their cut-offs
+        volts = model.numpy_forward(at, positive_diffusivity_scale=a, negative_j0_scale=b, c_rate=c)
+        assert np.isfinite(volts["Voltage [V]"]).all(), (a, b, c)
 
 
 def test_cutoff_of_the_slowest_cell_matches_pybamm(shipped):
