@@ -136,14 +136,20 @@ def forward_one(fwd, t, timing) -> dict:
     )
 
 
-def grad_one(fwd, t, y, timing) -> dict:
+def grad_one(
+    fwd, t, y, timing, sims=None, pybamm_s_is="the faster variant (full state or output_variables)"
+) -> dict:
+    """``sims``: name -> built PyBaMM simulation (anything with ``solve``) to time; by default the
+    SPM's, full state and voltage only. PyBaMM's central differences go through the first."""
+
     def loglik(pd, j0):
         return -0.5 * jnp.sum((fwd(pd, j0) - y) ** 2) / SIGMA_V**2
 
     sur = jax.jit(jax.value_and_grad(loglik, argnums=(0, 1)))
     args, theta = tuple(map(jnp.asarray, THETA)), {**TRUTH, **dict(zip(SCALES, THETA))}
     jax.block_until_ready(sur(*args))
-    sims = {"full_state": _pybamm_sim(), "output_variables": _pybamm_sim(output_variables=(V,))}
+    if sims is None:
+        sims = {"full_state": _pybamm_sim(), "output_variables": _pybamm_sim(output_variables=(V,))}
 
     def pybamm(sim):
         v, dv = _pybamm_solve(sim, t, theta, sens=True)
@@ -157,12 +163,12 @@ def grad_one(fwd, t, y, timing) -> dict:
         "surrogate": [float(g) for g in sur(*args)[1]],
         **{k: list(pybamm(v)[1]) for k, v in sims.items()},
     }
-    grads["pybamm_central_differences"] = _fd_grad(sims["full_state"], t, y, theta)
+    grads["pybamm_central_differences"] = _fd_grad(next(iter(sims.values())), t, y, theta)
     return _compare(
         per_call_s(lambda: sur(*args), **timing),
         min(s.values()),
         pybamm_by_variant_s={k: sig(v) for k, v in s.items()},
-        pybamm_s_is="the faster variant (full state or output_variables)",
+        pybamm_s_is=pybamm_s_is,
         loglik=f"-Σ (V(θ) − V_ref)² / (2·{SIGMA_V}²) over the curve's times; value and gradient "
         f"w.r.t. (positive_diffusivity_scale, negative_j0_scale) at {THETA}",
         gradient={k: [sig(x, 6) for x in v] for k, v in grads.items()},
@@ -208,10 +214,10 @@ def batch(fwd, t, n: int, seed: int, timing) -> dict:
 _STATS = {"median": np.median, "p95": lambda e: np.percentile(e, 95), "max": np.max}
 
 
-def accuracy(fwd, t, y) -> dict:
+def accuracy(fwd, t, y, reference=spm_reference) -> dict:
     out = {}
     for name, (pd, j0) in {"truth": (1.0, 1.0), "gradient_point": THETA}.items():
-        ref = y if name == "truth" else spm_reference.solve(t, **{**TRUTH, SCALES[0]: pd, SCALES[1]: j0})[V]
+        ref = y if name == "truth" else reference.solve(t, **{**TRUTH, SCALES[0]: pd, SCALES[1]: j0})[V]
         err = np.abs(np.asarray(fwd(jnp.asarray(pd), jnp.asarray(j0))) - ref)
         out[name] = {
             "max_abs_mV": sig(1e3 * err.max(), 3),
