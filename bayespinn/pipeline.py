@@ -158,7 +158,8 @@ def sample(prep: Prepared, progress: bool = True):
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
     diagnostics = {**verdict(idata, table), "wall_time_s": wall}
     bounds = {k: p.support() for k, p in prep.study.priors.items()}
-    diagnostics["flags"] = bound_flags(idata, bounds) + domain_flags(prep, idata)
+    log_scale = {k for k, p in prep.study.priors.items() if p.kind == "loguniform"}
+    diagnostics["flags"] = bound_flags(idata, bounds, log_scale=log_scale) + domain_flags(prep, idata)
     engine = prep.study.inference.engine
     if engine in APPROXIMATE:
         diagnostics["approximation"] = APPROXIMATE[engine]

@@ -76,25 +76,31 @@ def _elbo_warnings(elbo: np.ndarray) -> list[str]:
     return []
 
 
-def bound_flags(idata: az.InferenceData, bounds: dict, share: float = 0.05, edge: float = 0.01) -> list[str]:
+def bound_flags(
+    idata: az.InferenceData, bounds: dict, share: float = 0.05, edge: float = 0.01, log_scale=()
+) -> list[str]:
     """Parameters whose posterior piles up at a bound of their prior or of the surrogate's domain.
 
     More than ``share`` of the draws within ``edge`` of the interval's width from a bound means the
     bound, not the data, shapes the posterior: its mean and interval are then artefacts of the
-    bound.
+    bound. For the names in ``log_scale`` (log-uniform priors) the width is log(upper/lower): 1 %
+    of (0.1, 10)'s linear width is 0.1, the whole bottom decade's width.
     """
     flags = []
     for name, (lower, upper) in bounds.items():
         if not (np.isfinite(lower) and np.isfinite(upper)) or name not in idata.posterior:
             continue
-        draws, width = idata.posterior[name].values.ravel(), upper - lower
+        draws = idata.posterior[name].values.ravel()
+        to = np.log if name in log_scale else (lambda x: x)
+        position, lo, hi = to(draws), to(lower), to(upper)
         for side, value, near in (
-            ("lower", lower, draws < lower + edge * width),
-            ("upper", upper, draws > upper - edge * width),
+            ("lower", lower, position < lo + edge * (hi - lo)),
+            ("upper", upper, position > hi - edge * (hi - lo)),
         ):
             if near.mean() > share:
                 flags.append(
                     f"{name}: {near.mean():.0%} of the posterior lies within {edge:.0%} of the {side} bound "
-                    f"{value:g}: the bound, not the data, shapes it; widen the prior if the physics allows"
+                    f"{value:g}{' (in log scale)' if name in log_scale else ''}: the bound, not the data, "
+                    "shapes it; widen the prior if the physics allows"
                 )
     return flags
