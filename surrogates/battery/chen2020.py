@@ -22,7 +22,9 @@ __all__ = [
     "CONSTANTS",
     "exchange_current_density",
     "ocp_negative",
+    "ocp_negative_fit",
     "ocp_positive",
+    "ocp_positive_fit",
     "particle_rates",
     "voltage",
 ]
@@ -122,30 +124,38 @@ def u_asymptotes(xp: Any, sto):
     return _u_asymptote_approaching_zero(xp, sto) - _u_asymptote_approaching_zero(xp, 1.0 - sto)
 
 
-def ocp_negative(xp: Any, sto):
-    """Graphite (LG M50) OCP [V] with PyBaMM's barrier; ``sto`` raw, clipped like PyBaMM inside."""
+def ocp_negative_fit(xp: Any, sto):
+    """Graphite (LG M50) OCP [V], Chen2020's fitted curve without PyBaMM's barrier."""
     s = smooth_clamp(xp, sto)
-    u = (
+    return (
         1.9793 * xp.exp(-39.3631 * s)
         + 0.2482
         - 0.0909 * xp.tanh(29.8538 * (s - 0.1234))
         - 0.04478 * xp.tanh(14.9159 * (s - 0.2769))
         - 0.0205 * xp.tanh(30.4444 * (s - 0.6103))
     )
-    return u + u_asymptotes(xp, sto)
 
 
-def ocp_positive(xp: Any, sto):
-    """NMC 811 (LG M50) OCP [V] with PyBaMM's barrier."""
+def ocp_positive_fit(xp: Any, sto):
+    """NMC 811 (LG M50) OCP [V], Chen2020's fitted curve without PyBaMM's barrier."""
     s = smooth_clamp(xp, sto)
-    u = (
+    return (
         -0.8090 * s
         + 4.4875
         - 0.0428 * xp.tanh(18.5138 * (s - 0.5542))
         - 17.7326 * xp.tanh(15.7890 * (s - 0.3117))
         + 17.5842 * xp.tanh(15.9308 * (s - 0.3120))
     )
-    return u + u_asymptotes(xp, sto)
+
+
+def ocp_negative(xp: Any, sto):
+    """Graphite (LG M50) OCP [V] with PyBaMM's barrier; ``sto`` raw, clipped like PyBaMM inside."""
+    return ocp_negative_fit(xp, sto) + u_asymptotes(xp, sto)
+
+
+def ocp_positive(xp: Any, sto):
+    """NMC 811 (LG M50) OCP [V] with PyBaMM's barrier."""
+    return ocp_positive_fit(xp, sto) + u_asymptotes(xp, sto)
 
 
 def _reg_sqrt(xp: Any, x_over_scale, scale: float):
