@@ -29,7 +29,7 @@ from bench_timing import sig
 from surrogates.pinn.card import load_weights
 from surrogates.pinn.trainer import hardware_description
 from surrogates.power.network_models import bundled, weights_for
-from surrogates.power.network_pinn import NETWORK_CONFIG, fit_network, validate_network
+from surrogates.power.network_pinn import NETWORK_CONFIG, Ansatz, fit_network, validate_network
 
 TARGET = HERE / "networks" / "four_bus_loaded.toml"
 
@@ -60,10 +60,13 @@ def main(argv=None) -> int:
         config, points = dataclasses.replace(config, adam_steps=300, lbfgs_steps=20, n_trajectories=100), 16
     target = bundled(str(TARGET))
     source, _ = load_weights(weights_for("four_bus"))
+    revision = Ansatz.for_weights(bundled("four_bus"), source).revision  # both runs: the source's ansatz
     runs = {}
     for name, warm in (("scratch", None), ("warm_start", source)):
         t0 = time.perf_counter()
-        weights, n_layers, record = fit_network(target, config, progress=False, warm_start=warm)
+        weights, n_layers, record = fit_network(
+            target, config, progress=False, warm_start=warm, revision=revision
+        )
         wall = time.perf_counter() - t0
         validation = validate_network(target, weights, n_layers, points)
         runs[name] = {

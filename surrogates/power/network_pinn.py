@@ -12,9 +12,26 @@ exactly. The surrogate is
 with h = τ² at machines (angle and frequency at t = 0 exact), h = τ at first-order buses (angle
 exact) and c = 1e-4 rad. The linear part carries the inertia, damping and network to first order
 in the disturbance, so the tanh network N only learns the O(s²) nonlinear remainder; it is
-trained on the residual of the full nonlinear equations, divided by s², with no solver data.
+trained on the residual of the full nonlinear equations and on DOP853 trajectories, both divided
+by s² (``_network_config`` says why the trajectories).
 Frequencies are the angles' time derivatives (the linear part's A·y, the network's by forward
 mode), as the reference defines them.
+
+N sees time (linearly and as log(1 + t/t_fast)), the parameters and s. The ansatz's revision 2
+(surrogates trained since, ``kundur_two_area``) adds two things:
+
+- the linear part's own state y(t)/s as inputs: the remainder is driven by products of the
+  linear modes, which a network of t alone has to redraw at every point of the box;
+- at first-order buses the initial slip e_i·t·e^(−t/τ_i), τ_i = d_i/L_ii, with e_i the
+  nonlinear initial rate s·ΔP_i/d_i less the linear part's. A load relaxing in 0.4 ms (Kundur's)
+  starts 0.2 rad/s off the linear part, which a correction of scale c·s²·τ cannot reach; with
+  the slip the frequencies at t = 0 are exact but for the correction's c·s²·N/T. The slip leaves
+  no offset behind: a first-order bus has no memory once it is back on its algebraic balance
+  (a slip e_i·τ_i·(1 − e^(−t/τ_i)) that kept its offset raised the machines' residual 5–30×).
+
+``four_bus`` and ``three_bus`` are revision 1; the first layer's width says which a file is.
+Buses that relax faster than FAST_S (Kundur's loads, 0.4 ms) set t_fast and have their
+frequency errors and residuals weighted down to angle units (``Ansatz.rate_weight``).
 """
 
 from __future__ import annotations
@@ -42,6 +59,7 @@ __all__ = [
     "Ansatz",
     "NetworkProblem",
     "fit_network",
+    "initial_slip",
     "linear_response",
     "network_fingerprint",
     "predict",
@@ -57,9 +75,9 @@ T_MAX_S = 5.0
 # The network's output scale: the nonlinear remainder is 1e-5 to 1e-3 rad, so N is of order one
 # (at 1e-2 it had to be 1e-3 to 1e-2, where float32 Adam's noise already sits).
 CORRECTION_RAD = 1e-4
-# A first-order bus relaxes on d_i / Σ_j B_ij (40 ms at the four-bus box's lightest damping), and
-# so does the nonlinear remainder's early part: the network also sees log(1 + t / FAST_S). (The
-# Kundur loads relax in about 1 ms; the linear part carries that transient exactly.)
+# A first-order bus relaxes on τ_i = d_i / Σ_j B_ij (40 ms at the four-bus box's lightest damping),
+# and so does the nonlinear remainder's early part: the network also sees log(1 + t / t_fast),
+# t_fast = FAST_S or the box's fastest τ_i where that is shorter (0.4 ms at Kundur's loads).
 FAST_S = 0.02
 CONDITION = "disturbance_scale"
 VALIDATION_TIMES_S = np.linspace(0.0, T_MAX_S, 251)
@@ -94,6 +112,28 @@ class Ansatz:
     """A network's constants: bus roles, nominal values, steady states and the trained box."""
 
     network: Network
+    # 2: the linear part's state y(t)/s as inputs and the exact initial slip (module docstring).
+    revision: int = 1
+
+    @classmethod
+    def for_weights(cls, network: Network, weights: dict) -> Ansatz:
+        """The ansatz whose inputs ``weights``' first layer takes."""
+        return cls(network, 2 if weights["layers.0.weight"].shape[1] == cls(network, 2).n_inputs else 1)
+
+    @property
+    def n_inputs(self) -> int:
+        n, k = len(self.network.buses), len(self.m_nominal)
+        return 3 + len(self.parameters) + (n + k if self.revision >= 2 else 0)
+
+    @cached_property
+    def linear_state_rad(self) -> np.ndarray:
+        """Scales of the linear state's inputs per unit step: the largest initial angle deviation
+        at s = 1 for every angle, times the fastest machine's natural frequency for frequencies."""
+        delta, laplacian = self.after(1.0)
+        angle = np.abs(self.delta_before - delta).max()
+        machines = self.network.machines
+        natural = np.sqrt((np.diag(laplacian)[machines] / self.m_nominal).max())
+        return np.concatenate([np.full(len(machines), angle), np.full(int(machines.sum()), angle * natural)])
 
     @cached_property
     def machine_of_bus(self) -> np.ndarray:
@@ -106,6 +146,27 @@ class Ansatz:
     @cached_property
     def first_order(self) -> np.ndarray:
         return (~self.network.machines).astype(float)
+
+    @cached_property
+    def relaxation_s(self) -> np.ndarray:
+        """τ_i = d_i / Σ_j B_ij at each bus's lightest damping in the box (an upper bound on how
+        fast a first-order bus relaxes: cos ≤ 1); ∞ at machines."""
+        tau = self.network.d / BOX_FACTOR / self.network.b.sum(axis=1)
+        return np.where(self.network.machines, np.inf, tau)
+
+    @cached_property
+    def fast_s(self) -> float:
+        """The time scale of the network's log-time input and of the early collocation points."""
+        return float(min(FAST_S, self.relaxation_s.min()))
+
+    @cached_property
+    def rate_weight(self) -> np.ndarray:
+        """Per bus, the weight of frequency errors and residuals in the loss: min(1, τ_i / FAST_S).
+        A bus relaxing in τ_i has frequencies of order (angle)/τ_i in its first instants; this
+        puts them back in angle units, so a bus relaxing in 0.4 ms (Kundur's loads: 0.2 rad/s in
+        the remainder's first millisecond against 3e-4 rad in angle) does not swamp the loss. 1
+        wherever τ_i ≥ FAST_S (every bus of four_bus and three_bus)."""
+        return np.minimum(1.0, self.relaxation_s / FAST_S)
 
     @property
     def m_nominal(self) -> np.ndarray:
@@ -149,23 +210,32 @@ class Ansatz:
             self._after_by_scale[scale] = (delta, np.diag(weights.sum(axis=1)) - weights)
         return self._after_by_scale[scale]
 
-    def encode(self, xp: Any, t, m_g, d, scale):
-        """The network's inputs, each on [-1, 1] over the box, and their first two time derivatives."""
+    def encode(self, xp: Any, t, m_g, d, scale, linear=None):
+        """The network's inputs, each on [-1, 1] over the box, and their first two time derivatives.
+        In revision 2, also the linear part's state (y, y', y'') per unit step: the
+        nonlinear remainder is driven by products of the linear modes, which a network of t alone
+        must redraw at every (m, d) of the box (Kundur's machines swing 5–10 times in 5 s)."""
         log_f = math.log(BOX_FACTOR)
         lo, hi = SCALE_BOX
-        span = math.log1p(T_MAX_S / FAST_S)
+        fast_s = self.fast_s
+        span = math.log1p(T_MAX_S / fast_s)
         u = [
             (2.0 * t / T_MAX_S - 1.0)[..., None],
-            (2.0 * xp.log1p(t / FAST_S) / span - 1.0)[..., None],
+            (2.0 * xp.log1p(t / fast_s) / span - 1.0)[..., None],
             xp.log(m_g / _const(xp, self.m_nominal, d)) / log_f,
             xp.log(d / _const(xp, self.network.d, d)) / log_f,
             ((2.0 * scale - (lo + hi)) / (hi - lo))[..., None],
         ]
         u = xp.concatenate(u, -1)
         rest = 0.0 * u[..., 2:]
-        fast = (2.0 / span / (FAST_S + t))[..., None]
+        fast = (2.0 / span / (fast_s + t))[..., None]
         du = xp.concatenate([0.0 * fast + 2.0 / T_MAX_S, fast, rest], -1)
-        ddu = xp.concatenate([0.0 * fast, -fast / (FAST_S + t)[..., None], rest], -1)
+        ddu = xp.concatenate([0.0 * fast, -fast / (fast_s + t)[..., None], rest], -1)
+        if self.revision >= 2:
+            per_unit = 1.0 / (scale[..., None] * _const(xp, self.linear_state_rad, d))
+            u, du, ddu = (
+                xp.concatenate([a, b * per_unit], -1) for a, b in zip((u, du, ddu), linear, strict=True)
+            )
         return u, du, ddu
 
 
@@ -212,7 +282,7 @@ def predict(xp: Any, weights: dict, n_layers: int, ansatz: Ansatz, t, m_g, d, sc
     ``linear`` = (y, y', y'') and the trained correction."""
     n = len(ansatz.network.buses)
     y, dy, ddy = linear
-    u, du, ddu = ansatz.encode(xp, t, m_g, d, scale)
+    u, du, ddu = ansatz.encode(xp, t, m_g, d, scale, linear)
     net, net_t, net_tt = mlp_time_jets(xp, weights, u, du, n_layers, ddu)
     g = _const(xp, ansatz.network.machines.astype(float), d)
     tau = (t / T_MAX_S)[..., None]
@@ -223,7 +293,28 @@ def predict(xp: Any, weights: dict, n_layers: int, ansatz: Ansatz, t, m_g, d, sc
     angle = delta_after + y[..., :n] + size * h * net
     rate = dy[..., :n] + size * (h_t * net + h * net_t)
     acceleration = ddy[..., :n] + size * (h_tt * net + 2.0 * h_t * net_t + h * net_tt)
+    if ansatz.revision >= 2:
+        slip, slip_t, slip_tt = initial_slip(xp, ansatz, t, d, scale, delta_after)
+        angle, rate, acceleration = angle + slip, rate + slip_t, acceleration + slip_tt
     return angle, rate, acceleration
+
+
+def initial_slip(xp: Any, ansatz: Ansatz, t, d, scale, delta_after):
+    """e_i·t·e^(−t/τ_i) at first-order buses (0 at machines) and its two time derivatives:
+    τ_i = d_i/L_ii(s), e_i = (s·ΔP_i + [L·(δ_before − δ*)]_i)/d_i, the exact initial rate
+    s·ΔP_i/d_i (the powers balance before the step) less the linear part's −[L·x(0)]_i/d_i."""
+    b = _const(xp, ansatz.network.b, d)
+    weights = b * xp.cos(delta_after[..., :, None] - delta_after[..., None, :])
+    degree = weights.sum(-1)
+    x0 = _const(xp, ansatz.delta_before, d) - delta_after
+    coupled = degree * x0 - (weights * x0[..., None, :]).sum(-1)  # L·x0
+    step = _const(xp, ansatz.network.p_after - ansatz.network.p_before, d)
+    first_order = _const(xp, ansatz.first_order, d)
+    e = first_order * (scale[..., None] * step + coupled) / d
+    tau = d / degree
+    u = t[..., None] / tau
+    decay = xp.exp(-u)
+    return e * t[..., None] * decay, e * (1.0 - u) * decay, e / tau * (u - 2.0) * decay
 
 
 def residual(xp: Any, ansatz: Ansatz, m_g, d, scale, angle, rate, acceleration):
@@ -295,13 +386,17 @@ class NetworkProblem:
         return x[index].to(device), y[index].to(device)
 
     def data_loss(self, model, batch):
-        """Mean squared angle and frequency error, in units of the correction's scale c·s²."""
+        """Mean squared angle and frequency error, in units of the correction's scale c·s²
+        (frequencies times ``Ansatz.rate_weight``)."""
+        import torch
+
         x, y = batch
         angle, rate, _, scale = self._state(model, x)
         n = angle.shape[-1]
         size = CORRECTION_RAD * scale[:, None] ** 2
+        weight = _const(torch, self.ansatz.rate_weight, rate)
         return (((angle - y[:, :n]) / size) ** 2).mean() + (
-            ((rate - y[:, n:].to(rate.dtype)) / size) ** 2
+            ((rate - y[:, n:].to(rate.dtype)) * weight / size) ** 2
         ).mean()
 
     def sample(self, n: int, gen):
@@ -309,9 +404,10 @@ class NetworkProblem:
         import torch
 
         k, n_bus = len(self.ansatz.m_nominal), len(self.ansatz.network.buses)
-        # Half uniform in t, half uniform in log(1 + t / FAST_S): the early transient is resolved.
+        # Half uniform in t, half uniform in log(1 + t / t_fast): the early transient is resolved.
         u = torch.rand(n, 1, generator=gen, dtype=torch.float64)
-        early = FAST_S * torch.expm1(u * math.log1p(T_MAX_S / FAST_S))
+        fast_s = self.ansatz.fast_s
+        early = fast_s * torch.expm1(u * math.log1p(T_MAX_S / fast_s))
         t = torch.where(torch.arange(n)[:, None] % 2 == 0, T_MAX_S * u, early)
         logs = (2.0 * torch.rand(n, k + n_bus, generator=gen, dtype=torch.float64) - 1.0) * math.log(
             BOX_FACTOR
@@ -344,7 +440,8 @@ class NetworkProblem:
         angle, rate, acceleration, scale = self._state(model, x)
         m_g, d = (v.to(angle.dtype) for v in (x[:, 1 : 1 + k], x[:, 1 + k : -1]))
         r = residual(torch, self.ansatz, m_g, d, scale, angle, rate, acceleration)
-        return ((r / (CORRECTION_RAD * scale[:, None] ** 2)) ** 2).mean()
+        weight = _const(torch, self.ansatz.rate_weight, r)
+        return ((r * weight / (CORRECTION_RAD * scale[:, None] ** 2)) ** 2).mean()
 
 
 def trajectories(ansatz: Ansatz, weights: dict | None, n_layers: int, values: dict, t_s: np.ndarray):
@@ -394,7 +491,7 @@ def validate_network(
     """Angle and frequency RMSE per held-out Sobol point of the box against DOP853, the linear
     part's own error (what the network adds), and the widest line angle over the design and the
     box's corners (the box must hold no pole slip)."""
-    ansatz = Ansatz(network)
+    ansatz = Ansatz.for_weights(network, weights)
     box = ansatz.box()
     log_box = {k: (math.log(lo), math.log(hi)) for k, (lo, hi) in box.items() if k in ansatz.parameters}
     design = sobol_design({**log_box, CONDITION: box[CONDITION]}, n_points, seed)
@@ -456,16 +553,25 @@ def network_fingerprint(network: Network) -> dict:
     }
 
 
-def fit_network(network: Network, config=NETWORK_CONFIG, checkpoint=None, progress=True, warm_start=None):
+def fit_network(
+    network: Network,
+    config=NETWORK_CONFIG,
+    checkpoint=None,
+    progress=True,
+    warm_start=None,
+    revision=2,
+):
     """Train the correction network; returns its float64 weights, layer count and the trainer's
-    record. ``warm_start``: weights of another network with the same buses and roles."""
+    record. ``warm_start``: weights of another network with the same buses and roles (their
+    revision decides the new network's). ``revision`` 1: time and parameters only and no
+    initial slip, as ``four_bus`` and ``three_bus`` were trained."""
     import torch
 
     from surrogates.pinn.network import MLP
     from surrogates.pinn.trainer import train
 
-    ansatz = Ansatz(network)
-    model = MLP(3 + len(ansatz.parameters), len(network.buses), config.hidden, seed=config.seed)
+    ansatz = Ansatz(network, revision) if warm_start is None else Ansatz.for_weights(network, warm_start)
+    model = MLP(ansatz.n_inputs, len(network.buses), config.hidden, seed=config.seed)
     if warm_start is not None:
         model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in warm_start.items()})
     n_trajectories = config.n_trajectories if config.data_weight > 0 else 0
@@ -483,21 +589,31 @@ def train_network(
     progress: bool = True,
     validation_points: int = 128,
     warm_start: dict | None = None,
+    revision: int = 2,
 ) -> dict:
     """Train, validate and write the weights with their card; returns the card."""
     from surrogates.pinn.card import save_weights
 
-    weights, n_layers, record = fit_network(network, config, checkpoint, progress, warm_start)
+    weights, n_layers, record = fit_network(network, config, checkpoint, progress, warm_start, revision)
     validation = validate_network(network, weights, n_layers, validation_points)
-    card = _card(network, config, record, validation, n_layers, warm_start is not None)
+    ansatz = Ansatz.for_weights(network, weights)
+    card = _card(ansatz, config, record, validation, n_layers, warm_start is not None)
     return save_weights(out, weights, card)
 
 
-def _card(network: Network, config, record: dict, validation: dict, n_layers: int, warm: bool) -> dict:
-
+def _card(ansatz: Ansatz, config, record: dict, validation: dict, n_layers: int, warm: bool) -> dict:
     from surrogates.pinn.trainer import hardware_description, training_versions
 
-    ansatz = Ansatz(network)
+    network = ansatz.network
+    angle, rate = ansatz.linear_state_rad[[0, -1]]
+    linear = (
+        [
+            f"x_i(t)/(s·{angle:.3g} rad), the linear part's angle deviation at every bus",
+            f"ω_j(t)/(s·{rate:.3g} rad/s), the linear part's frequency at every machine",
+        ]
+        if ansatz.revision >= 2
+        else []
+    )
     device = record["device"]
     return {
         "name": "power.multimachine",
@@ -510,10 +626,11 @@ def _card(network: Network, config, record: dict, validation: dict, n_layers: in
             "τ at first-order buses",
             "inputs": [
                 "2t/T − 1",
-                f"log(1 + t/{FAST_S} s) on [-1, 1]",
+                f"log(1 + t/{ansatz.fast_s:.3g} s) on [-1, 1]",
                 "log(m_i/nominal)/log 3",
                 "log(d_i/nominal)/log 3",
                 "scale on [-1, 1]",
+                *linear,
             ],
             "hidden": list(config.hidden),
             "outputs": [f"N_{i + 1}" for i in range(len(network.buses))],

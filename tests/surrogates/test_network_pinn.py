@@ -73,7 +73,7 @@ def test_linear_part_is_exact_to_first_order_in_the_step(name, order):
     np.testing.assert_allclose(lin[-1], delta_after + c, atol=1e-9)
 
 
-@pytest.fixture(scope="module", params=["four_bus", "three_bus"])
+@pytest.fixture(scope="module", params=["four_bus", "three_bus", "kundur_two_area"])
 def shipped(request):
     return load("power.multimachine", request.param)
 
@@ -242,3 +242,100 @@ def test_kundur_two_area_reduces_to_its_machines_and_loads():
     assert b[4, 5] > 1.0 and np.all(b[[0, 1], 4] > 1.0) and np.all(b[[2, 3], 5] > 1.0)
     delta = npn.Ansatz(network).after(1.0)[0]
     assert np.max(np.abs(delta[:, None] - delta[None, :])[b > 0]) < math.pi / 2
+
+
+@pytest.mark.parametrize("name", ["four_bus", "three_bus", "kundur_two_area"])
+def test_fast_time_scale_resolves_the_fastest_mode(name):
+    """The log-time input's scale is no longer than the linearised system's fastest time
+    constant at the box's fastest corner (lightest damping, lightest inertia, largest step), and
+    where it is set by the network (Kundur's loads) within a factor 2 of it. The loss weights of
+    frequencies are 1 except at buses relaxing faster than FAST_S."""
+    ansatz = npn.Ansatz(bundled(name))
+    box, k = ansatz.box(), len(ansatz.m_nominal)
+    m_g, d = (
+        np.array([box[p][0] for p in names]) for names in (ansatz.parameters[:k], ansatz.parameters[k:])
+    )
+    a = npn.system_matrix(np, ansatz, m_g, d, ansatz.after(npn.SCALE_BOX[1])[1])
+    fastest_s = 1.0 / np.abs(np.linalg.eigvals(a).real).max()
+    assert ansatz.fast_s <= 1.1 * fastest_s
+    if ansatz.fast_s < npn.FAST_S:
+        assert ansatz.fast_s >= 0.5 * fastest_s
+    fast_buses = ansatz.relaxation_s < npn.FAST_S
+    np.testing.assert_array_equal(ansatz.rate_weight[~fast_buses], 1.0)
+    np.testing.assert_allclose(ansatz.rate_weight[fast_buses], ansatz.relaxation_s[fast_buses] / npn.FAST_S)
+    assert fast_buses.any() == (name == "kundur_two_area")
+
+
+def test_revision_two_starts_every_bus_on_the_exact_equations():
+    """With a zero correction, revision 2's angles at t = 0 are the steady state before the step
+    and its first-order buses' rates the exact s·ΔP_i/d_i, so the full residual vanishes there;
+    revision 1's linear rates miss Kundur's loads by about 0.1 rad/s. Its first layer's width
+    says which revision a file holds."""
+    network = bundled("kundur_two_area")
+    zero = _zero_weights(npn.Ansatz(network, 2))
+    assert npn.Ansatz.for_weights(network, zero).revision == 2
+    assert (
+        npn.Ansatz.for_weights(bundled("four_bus"), load("power.multimachine", "four_bus")._weights).revision
+        == 1
+    )
+    values = {
+        "m_1": 0.5,
+        "m_2": 0.7,
+        "m_3": 0.6,
+        "m_4": 0.4,
+        **{f"d_{i}": 0.03 + 0.01 * i for i in range(1, 7)},
+    }
+    m_g, d, s = (
+        np.array([values[f"m_{i}"] for i in range(1, 5)]),
+        np.array([values[f"d_{i}"] for i in range(1, 7)]),
+        1.7,
+    )
+    for revision, loads_off in ((2, False), (1, True)):
+        ansatz = npn.Ansatz(network, revision)
+        t = np.array([0.0, 1e-4, 1e-3, 0.5])
+        angle, rate, acceleration = _zero_correction(
+            ansatz, {**values, npn.CONDITION: s}, t, _zero_weights(ansatz)
+        )
+        r = npn.residual(
+            np,
+            ansatz,
+            np.broadcast_to(m_g, (4, 4)),
+            np.broadcast_to(d, (4, 6)),
+            np.full(4, s),
+            angle,
+            rate,
+            acceleration,
+        )
+        np.testing.assert_allclose(angle[0], ansatz.delta_before, atol=1e-12)
+        assert (np.abs(r[0, 4:]).max() > 1e-3) == loads_off
+        if revision == 2:
+            step = network.p_after - network.p_before
+            np.testing.assert_allclose(rate[0, 4:], s * step[4:] / d[4:], rtol=1e-10)
+            np.testing.assert_allclose(r[0], 0.0, atol=1e-9)
+            # its derivatives: the rates are the angles' slope (central differences at 1e-4 s)
+            h = 1e-7
+            up, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t + h, zero)
+            down, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t[1:] - h, zero)
+            np.testing.assert_allclose((up[1:] - down) / (2 * h), rate[1:], rtol=1e-5, atol=1e-6)
+
+
+def _zero_weights(ansatz):
+    """A 2-layer network of the ansatz's inputs whose output is 0."""
+    net = MLP(ansatz.n_inputs, len(ansatz.network.buses), (8,))
+    return {k: np.zeros(tuple(v.shape)) for k, v in net.state_dict().items()}
+
+
+def _zero_correction(ansatz, values, t, weights):
+    """(angle, rate, acceleration) of ``predict`` with 2-layer ``weights``."""
+    k = len(ansatz.m_nominal)
+    m_g = np.array([values[p] for p in ansatz.parameters[:k]])
+    d = np.array([values[p] for p in ansatz.parameters[k:]])
+    s = values[npn.CONDITION]
+    delta, laplacian = ansatz.after(s)
+    y0 = np.concatenate([ansatz.delta_before - delta, np.zeros(k)])
+    linear = npn.linear_response(np, npn.system_matrix(np, ansatz, m_g, d, laplacian), y0, t)
+    shape = (len(t),)
+    return npn.predict(
+        np, weights, 2, ansatz, t, np.broadcast_to(m_g, (*shape, k)), np.broadcast_to(d, (*shape, len(d))),
+        np.full(shape, s), delta, linear,
+    )  # fmt: skip
