@@ -285,11 +285,9 @@ def test_revision_two_starts_every_bus_on_the_exact_equations():
         "m_4": 0.4,
         **{f"d_{i}": 0.03 + 0.01 * i for i in range(1, 7)},
     }
-    m_g, d, s = (
-        np.array([values[f"m_{i}"] for i in range(1, 5)]),
-        np.array([values[f"d_{i}"] for i in range(1, 7)]),
-        1.7,
-    )
+    m_g = np.array([values[f"m_{i}"] for i in range(1, 5)])
+    d = np.array([values[f"d_{i}"] for i in range(1, 7)])
+    s = 1.7
     for revision, loads_off in ((2, False), (1, True)):
         ansatz = npn.Ansatz(network, revision)
         t = np.array([0.0, 1e-4, 1e-3, 0.5])
