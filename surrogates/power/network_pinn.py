@@ -210,7 +210,7 @@ class Ansatz:
             self._after_by_scale[scale] = (delta, np.diag(weights.sum(axis=1)) - weights)
         return self._after_by_scale[scale]
 
-    def encode(self, xp: Any, t, m_g, d, scale, linear=None):
+    def encode(self, xp: Any, t, m_g, d, scale, linear):
         """The network's inputs, each on [-1, 1] over the box, and their first two time derivatives.
         In revision 2, also the linear part's state (y, y', y'') per unit step: the
         nonlinear remainder is driven by products of the linear modes, which a network of t alone

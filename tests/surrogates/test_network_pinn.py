@@ -272,8 +272,7 @@ def test_revision_two_starts_every_bus_on_the_exact_equations():
     revision 1's linear rates miss Kundur's loads by about 0.1 rad/s. Its first layer's width
     says which revision a file holds."""
     network = bundled("kundur_two_area")
-    zero = _zero_weights(npn.Ansatz(network, 2))
-    assert npn.Ansatz.for_weights(network, zero).revision == 2
+    assert npn.Ansatz.for_weights(network, _zero_weights(npn.Ansatz(network, 2))).revision == 2
     assert (
         npn.Ansatz.for_weights(bundled("four_bus"), load("power.multimachine", "four_bus")._weights).revision
         == 1
@@ -291,9 +290,7 @@ def test_revision_two_starts_every_bus_on_the_exact_equations():
     for revision, loads_off in ((2, False), (1, True)):
         ansatz = npn.Ansatz(network, revision)
         t = np.array([0.0, 1e-4, 1e-3, 0.5])
-        angle, rate, acceleration = _zero_correction(
-            ansatz, {**values, npn.CONDITION: s}, t, _zero_weights(ansatz)
-        )
+        angle, rate, acceleration = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t)
         r = npn.residual(
             np,
             ansatz,
@@ -312,8 +309,8 @@ def test_revision_two_starts_every_bus_on_the_exact_equations():
             np.testing.assert_allclose(r[0], 0.0, atol=1e-9)
             # its derivatives: the rates are the angles' slope (central differences at 1e-4 s)
             h = 1e-7
-            up, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t + h, zero)
-            down, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t[1:] - h, zero)
+            up, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t + h)
+            down, _, _ = _zero_correction(ansatz, {**values, npn.CONDITION: s}, t[1:] - h)
             np.testing.assert_allclose((up[1:] - down) / (2 * h), rate[1:], rtol=1e-5, atol=1e-6)
 
 
@@ -323,8 +320,8 @@ def _zero_weights(ansatz):
     return {k: np.zeros(tuple(v.shape)) for k, v in net.state_dict().items()}
 
 
-def _zero_correction(ansatz, values, t, weights):
-    """(angle, rate, acceleration) of ``predict`` with 2-layer ``weights``."""
+def _zero_correction(ansatz, values, t):
+    """(angle, rate, acceleration) of ``predict`` with a correction that is 0."""
     k = len(ansatz.m_nominal)
     m_g = np.array([values[p] for p in ansatz.parameters[:k]])
     d = np.array([values[p] for p in ansatz.parameters[k:]])
@@ -334,6 +331,6 @@ def _zero_correction(ansatz, values, t, weights):
     linear = npn.linear_response(np, npn.system_matrix(np, ansatz, m_g, d, laplacian), y0, t)
     shape = (len(t),)
     return npn.predict(
-        np, weights, 2, ansatz, t, np.broadcast_to(m_g, (*shape, k)), np.broadcast_to(d, (*shape, len(d))),
+        np, _zero_weights(ansatz), 2, ansatz, t, np.broadcast_to(m_g, (*shape, k)), np.broadcast_to(d, (*shape, len(d))),
         np.full(shape, s), delta, linear,
     )  # fmt: skip
