@@ -167,25 +167,23 @@ def _reg_sqrt(xp: Any, x_over_scale, scale: float):
 _J0_REF = {"negative": 6.48e-7, "positive": 3.42e-6}  # (A/m2)(m3/mol)^1.5, Chen2020
 
 
-def exchange_current_density(xp: Any, domain: str, sto, scale=1.0):
+def exchange_current_density(xp: Any, domain: str, sto, scale=1.0, c_e=None):
     """Exchange-current density [A.m-2] at surface stoichiometry ``sto`` (Arrhenius factor 1 at
-    298.15 K), times ``scale``."""
+    298.15 K), times ``scale``; at the electrolyte concentration ``c_e`` [mol.m-3] (None: the
+    initial one, as in the SPM)."""
     c_max = ELECTRODES[domain]["c_max"]
-    c_e = _C["Initial concentration in electrolyte [mol.m-3]"]
     s = smooth_clamp(xp, sto)
-    return (
-        scale
-        * _J0_REF[domain]
-        * math.sqrt(c_e)  # constant in the SPM, so PyBaMM leaves this root unregularised
-        * _reg_sqrt(xp, s, c_max)
-        * _reg_sqrt(xp, 1.0 - s, c_max)
+    # constant in the SPM, so PyBaMM leaves this root unregularised there
+    root_c_e = (
+        math.sqrt(_C["Initial concentration in electrolyte [mol.m-3]"]) if c_e is None else xp.sqrt(c_e)
     )
+    return scale * _J0_REF[domain] * root_c_e * _reg_sqrt(xp, s, c_max) * _reg_sqrt(xp, 1.0 - s, c_max)
 
 
-def overpotential(xp: Any, domain: str, current_a, sto, scale=1.0):
-    """Butler–Volmer reaction overpotential [V]: (2RT/F)·arcsinh(j / (2 j0))."""
+def overpotential(xp: Any, domain: str, current_a, sto, scale=1.0, c_e=None):
+    """Butler–Volmer reaction overpotential [V]: (2RT/F)·arcsinh(j / (2 j0)), j0 at ``c_e``."""
     j = interfacial_current_density(domain, current_a)
-    return 2.0 * _THERMAL_V * xp.arcsinh(j / (2.0 * exchange_current_density(xp, domain, sto, scale)))
+    return 2.0 * _THERMAL_V * xp.arcsinh(j / (2.0 * exchange_current_density(xp, domain, sto, scale, c_e)))
 
 
 def voltage(xp: Any, x_n_surf, x_p_surf, current_a, negative_j0_scale=1.0):
