@@ -1,25 +1,36 @@
-"""The ``battery.p2d`` surrogate: the SPM's physics with the DFN's through-cell losses learned.
+"""The ``battery.p2d`` surrogate: the SPMe's physics with the rest of the DFN learned.
 
 The DFN differs from the SPM by what happens across the cell: the electrolyte's concentration
 and potential drop, and a reaction that is not uniform through each electrode, so the particles
 near the separator fill first. On Chen2020 those add 13–200 mV to the SPM's voltage and bring the
-cut-off up to 1 % earlier. The surrogate keeps the SPM's structure and learns these from the DFN:
+cut-off up to 1 % earlier. The SPMe, which keeps the electrolyte but spreads the reaction evenly,
+leaves 3–36 mV of that (RMSE at five corners of the box). The surrogate is built on the SPMe
+and learns the rest from the DFN:
 
-    x_n = x_n^SPM(t) + g·0.02·N_0,   x_p = x_p^SPM(t) + g·0.02·N_1,
-    V = U_p(x_p) − U_n(x_n) + η_p(x_p) − η_n(x_n) + 0.1·N_2,         g = f / sqrt(f + 0.01),
+    x_n = x_n^SPM(t) + g·0.02·N_0,   x_p = x_p^SPM(t) + g·0.02·N_1,           g = f / sqrt(f + 0.01),
+    V = E[U_p(x_p + σ_p ξ)] − E[U_n(x_n + σ_n ξ)] + ⟨η_p(x_p, c_e)⟩ − ⟨η_n(x_n, c_e)⟩
+        + η_c + Δφ_e + Δφ_s + 0.1·N_2,
 
-with f = t·c_rate/3600 the nominal discharge fraction and N = MLP(f, log10 scales, c_rate).
-x^SPM are the surface stoichiometries of ``battery.spm``'s particle network (trained on the
-spherical-diffusion residual alone; its weights are copied into this surrogate's file), and
-U, η are Chen2020's open-circuit potentials and Butler–Volmer overpotentials in closed form
-(``chen2020``). The cut-off cliff is the OCP's own steep edge, reached by a smooth stoichiometry,
-so the network never has to draw a cliff. ``g`` keeps the initial state exact (uniform particles,
-N_0 and N_1 act as the particles' surface deviation, which grows like sqrt(t)).
+with f = t·c_rate/3600 the nominal discharge fraction and N = MLP(time, x^SPM, log10 scales,
+c_rate). The physics under it is three physics-informed parts:
+
+- x^SPM, the surface stoichiometries of ``battery.spm``'s particle network (trained on the
+  spherical-diffusion residual alone; its weights are copied into this surrogate's file);
+- c_e(t, x), the electrolyte concentration of ``electrolyte``'s network (trained on the
+  electrolyte-diffusion residual alone, with the SPMe's uniform reaction; copied likewise), which
+  gives Butler–Volmer its local c_e (averaged across each electrode), the concentration
+  overpotential η_c and, with the electrolyte's and solid's Ohm's laws integrated under the same
+  closure, the ohmic drops Δφ_e and Δφ_s;
+- U, η: Chen2020's open-circuit potentials and Butler–Volmer in closed form (``chen2020``).
+
+The cut-off cliff is the OCP's own steep edge, reached by a smooth stoichiometry, so the network
+never has to draw a cliff. ``g`` keeps the initial state exact. The spreads σ (a normal spread of
+the surfaces across each electrode, the DFN's uneven reaction) smooth the graphite OCP's steps.
 
 N is fitted to PyBaMM DFN solutions (``p2d_reference``) on a Sobol design of the box, every 10 s
 up to the cut-off and densely on the last 5 % before it, where the timing of the cliff is set.
-The DFN's electrolyte and charge-conservation residuals are not in the loss: those equations
-enter only through the solutions.
+The DFN's own residuals with its uneven reaction (which would need every field as a function of
+time, x, r and three inputs) are not in a loss: that part enters through the solutions.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.battery import chen2020, p2d_reference, pybamm_reference, spm_pinn
+from surrogates.battery import chen2020, electrolyte, p2d_reference, pybamm_reference, spm_pinn
 from surrogates.pinn.card import load_weights, save_residuals, save_weights
 from surrogates.pinn.network import MLP, mlp_apply
 from surrogates.pinn.trainer import TrainConfig, hardware_description, train
@@ -41,7 +52,8 @@ __all__ = ["DOMAIN", "P2D_CONFIG", "WEIGHTS", "dfn_curves", "predict", "train_p2
 
 DOMAIN = spm_pinn.DOMAIN
 WEIGHTS = Path(__file__).parent / "weights" / "p2d.safetensors"
-PARTICLE = "particle."  # prefix of the SPM particle network's tensors in this surrogate's file
+# prefixes of the SPM particle network's and the electrolyte network's tensors in this surrogate's file
+PARTICLE, ELECTROLYTE = "particle.", "electrolyte."
 STOICHIOMETRY_SCALE, VOLTAGE_SCALE_V = 0.02, 0.1
 ELECTROLYTE_S = 120.0  # about the electrolyte's diffusion time across the cell, L²/D_e
 N_INPUTS, N_OUTPUTS = 8, 5
@@ -58,7 +70,7 @@ P2D_CONFIG = TrainConfig(
     lr_end=1e-4,
     collocation_batch=1,
     data_batch=8_192,
-    lbfgs_steps=1_000,
+    lbfgs_steps=2_000,
     lbfgs_data=32_768,
     lbfgs_resample_every=250,
     physics_weight=0.0,
@@ -68,9 +80,13 @@ P2D_CONFIG = TrainConfig(
 )
 
 
-def _split(weights: dict) -> tuple[dict, dict]:
-    particle = {k[len(PARTICLE) :]: v for k, v in weights.items() if k.startswith(PARTICLE)}
-    return {k: v for k, v in weights.items() if not k.startswith(PARTICLE)}, particle
+def _split(weights: dict) -> tuple[dict, dict, dict]:
+    """(the correcting network, the particle network, the electrolyte network)."""
+    parts = {"": {}, PARTICLE: {}, ELECTROLYTE: {}}
+    for k, v in weights.items():
+        prefix = next((p for p in (PARTICLE, ELECTROLYTE) if k.startswith(p)), "")
+        parts[prefix][k[len(prefix) :]] = v
+    return parts[""], parts[PARTICLE], parts[ELECTROLYTE]
 
 
 def encode(xp, t, x_n, x_p, positive_diffusivity_scale, negative_j0_scale, c_rate):
@@ -104,9 +120,20 @@ def _spread_ocp(xp, ocp_fit, x, spread):
     return chen2020.u_asymptotes(xp, x) + sum(w * u[..., i] for i, (_, w) in enumerate(HERMITE))
 
 
-def corrected_voltage(xp, out, f, x_n, x_p, current_a, negative_j0_scale):
-    """The voltage from the network's outputs ``out`` (..., 5) and the SPM's surface
-    stoichiometries: each surface shifted and spread, and a voltage term."""
+def _mean_overpotential(xp, domain, current_a, sto, c_e, scale=1.0):
+    """Butler–Volmer averaged across an electrode with the local c_e at its nodes (last axis)."""
+
+    def col(v):  # v broadcast to sto's shape, with an axis for the nodes
+        return (v + 0.0 * sto)[..., None]
+
+    eta = chen2020.overpotential(xp, domain, col(current_a), sto[..., None], col(scale), c_e)
+    return electrolyte.region_mean(xp, eta)
+
+
+def corrected_voltage(xp, out, f, x_n, x_p, current_a, negative_j0_scale, c_e_n, c_e_p, share):
+    """The voltage from the network's outputs ``out`` (..., 5), the SPM's surface
+    stoichiometries (each surface shifted and spread) and the electrolyte: c_e at each
+    electrode's nodes and its and the solid's voltage ``share`` (``electrolyte.state``)."""
     g = f / xp.sqrt(f + 0.01)
     x_n = x_n + g * STOICHIOMETRY_SCALE * out[..., 0]
     x_p = x_p + g * STOICHIOMETRY_SCALE * out[..., 1]
@@ -118,8 +145,9 @@ def corrected_voltage(xp, out, f, x_n, x_p, current_a, negative_j0_scale):
     return (
         _spread_ocp(xp, chen2020.ocp_positive_fit, x_p, spread_p)
         - _spread_ocp(xp, chen2020.ocp_negative_fit, x_n, spread_n)
-        + chen2020.overpotential(xp, "positive", current_a, x_p)
-        - chen2020.overpotential(xp, "negative", current_a, x_n, negative_j0_scale)
+        + _mean_overpotential(xp, "positive", current_a, x_p, c_e_p)
+        - _mean_overpotential(xp, "negative", current_a, x_n, c_e_n, negative_j0_scale)
+        + share
         + VOLTAGE_SCALE_V * out[..., 2]
     )
 
@@ -132,20 +160,21 @@ def predict(
     xp, weights: dict, n_layers: int, t, positive_diffusivity_scale, negative_j0_scale, c_rate
 ) -> dict:
     """``Voltage [V]`` at times ``t`` [s] (an array of ``xp``) and any broadcastable inputs;
-    ``weights`` holds both networks (the particle one under ``particle.``)."""
+    ``weights`` holds all three networks (see ``_split``)."""
     # Arrays of t's dtype pass through untouched (see smib_pinn.predict).
     positive_diffusivity_scale, negative_j0_scale, c_rate = (
         v if getattr(v, "dtype", None) == t.dtype else xp.asarray(v, dtype=t.dtype)
         for v in (positive_diffusivity_scale, negative_j0_scale, c_rate)
     )
-    net, particle = _split(weights)
+    net, particle, cell = _split(weights)
     x_n, x_p = spm_pinn.surface_stoichiometries(
         xp, particle, len(particle) // 2, t, positive_diffusivity_scale, c_rate
     )
     z, f = encode(xp, t, x_n, x_p, positive_diffusivity_scale, negative_j0_scale, c_rate)
     out = mlp_apply(xp, net, z, n_layers)
     current = chen2020.CAPACITY_AH * c_rate
-    return {"Voltage [V]": corrected_voltage(xp, out, f, x_n, x_p, current, negative_j0_scale)}
+    c_e = electrolyte.state_once(xp, cell, t, c_rate)
+    return {"Voltage [V]": corrected_voltage(xp, out, f, x_n, x_p, current, negative_j0_scale, *c_e)}
 
 
 def dfn_curve(values: dict, dt_s: float = 10.0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -186,10 +215,12 @@ def dfn_curves(
 @dataclass
 class DfnFit:
     """The trainer's problem: voltage error against DFN solutions (no collocation residual).
-    The SPM's surface stoichiometries do not depend on what is trained, so they are computed once."""
+    The SPM's surface stoichiometries and the electrolyte do not depend on what is trained, so
+    they are computed once."""
 
     data: dict
     particle: dict
+    cell: dict  # the electrolyte network
     columns: dict = field(init=False)
 
     def __post_init__(self):
@@ -200,6 +231,7 @@ class DfnFit:
         z, f = encode(
             np, d["t"], x_n, x_p, d["positive_diffusivity_scale"], d["negative_j0_scale"], d["c_rate"]
         )
+        c_e_n, c_e_p, share = electrolyte.state(np, self.cell, d["t"], d["c_rate"])
         self.columns = {
             "z": torch.from_numpy(z),
             "f": torch.from_numpy(f),
@@ -208,6 +240,9 @@ class DfnFit:
             "current": torch.from_numpy(chen2020.CAPACITY_AH * d["c_rate"]),
             "j0": torch.from_numpy(d["negative_j0_scale"]),
             "voltage": torch.from_numpy(d["voltage"]),
+            "c_e_n": torch.from_numpy(c_e_n),
+            "c_e_p": torch.from_numpy(c_e_p),
+            "share": torch.from_numpy(share),
         }
         # Each curve counts as much as any other (the bar is on each curve's RMSE): a 0.5C curve
         # has four times the samples of a 2C one.
@@ -226,8 +261,18 @@ class DfnFit:
         return {k: v[index].to(device, dtype) for k, v in self.columns.items()}
 
     def data_loss(self, model, batch: dict) -> torch.Tensor:
+        b = batch
         v = corrected_voltage(
-            torch, model(batch["z"]), batch["f"], batch["x_n"], batch["x_p"], batch["current"], batch["j0"]
+            torch,
+            model(b["z"]),
+            b["f"],
+            b["x_n"],
+            b["x_p"],
+            b["current"],
+            b["j0"],
+            b["c_e_n"],
+            b["c_e_p"],
+            b["share"],
         )
         return ((v - batch["voltage"]) / LOSS_SCALE_V).square().mean()
 
@@ -257,23 +302,31 @@ def train_p2d(
 ) -> dict:
     """Solve the DFN on the training design, fit the network, validate it, write the card."""
     particle, particle_card = load_weights(spm_pinn.WEIGHTS)
+    if not electrolyte.WEIGHTS.exists():
+        electrolyte.train_electrolyte(progress=progress)
+    cell, cell_card = load_weights(electrolyte.WEIGHTS)
     data = dfn_curves(config.n_trajectories, progress=progress)
     model = MLP(N_INPUTS, N_OUTPUTS, config.hidden, seed=config.seed)
     with torch.no_grad():  # start from the SPM itself: random corrections put a particle past full
         model.layers[-1].weight.zero_()
         model.layers[-1].bias.zero_()
-    record = train(DfnFit(data, particle), model, config, checkpoint=checkpoint, progress=progress)
+    record = train(DfnFit(data, particle, cell), model, config, checkpoint=checkpoint, progress=progress)
     model.double()
     net = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
-    weights = {**net, **{PARTICLE + k: v for k, v in particle.items()}}
+    weights = {
+        **net,
+        **{PARTICLE + k: v for k, v in particle.items()},
+        **{ELECTROLYTE + k: v for k, v in cell.items()},
+    }
     n_layers = len(model.layers)
     validation = validate_p2d(weights, n_layers, n_points=validation_points)
     arrays = validation.pop("arrays")
-    save_weights(out, weights, _card(config, record, validation, n_layers, len(data["t"]), particle_card))
+    card = _card(config, record, validation, n_layers, len(data["t"]), particle_card, cell_card)
+    save_weights(out, weights, card)
     return save_residuals(out, arrays)  # the correlated surrogate-error model reads these
 
 
-def _card(config, record, validation, n_layers, n_samples, particle_card) -> dict:
+def _card(config, record, validation, n_layers, n_samples, particle_card, cell_card) -> dict:
     import jax
 
     device = record["device"]
@@ -281,20 +334,35 @@ def _card(config, record, validation, n_layers, n_samples, particle_card) -> dic
         "name": "battery.p2d",
         "system": "PyBaMM DFN (Chen2020), constant-current discharge from the default initial state",
         "architecture": {
-            "type": "tanh MLP correcting the SPM's surface stoichiometries and voltage",
+            "type": "tanh MLP correcting an SPMe built from two physics-informed networks",
             "inputs": [
                 "f·4/3 − 1 (f = t·c_rate/3600 s)",
+                "2·sqrt(f/1.5) − 1",
+                f"2·exp(−t/{ELECTROLYTE_S:g} s) − 1",
+                "2·x_n^SPM − 1",
+                "2·x_p^SPM − 1",
                 "log10 positive_diffusivity_scale",
                 "log10 negative_j0_scale",
                 "(c_rate − 1.25)/0.75",
             ],
             "hidden": list(config.hidden),
-            "outputs": ["N_0 (negative surface)", "N_1 (positive surface)", "N_2 (voltage)"],
+            "outputs": [
+                "N_0 (negative surface)",
+                "N_1 (positive surface)",
+                "N_2 (voltage)",
+                "N_3, N_4 (variance of each surface's spread)",
+            ],
             "n_layers": n_layers,
             "ansatz": "x_n = x_n^SPM + g·0.02·N_0, x_p = x_p^SPM + g·0.02·N_1, g = f/sqrt(f + 0.01); "
-            "V = U_p(x_p) − U_n(x_n) + η_p(x_p) − η_n(x_n) + 0.1·N_2",
+            "σ_k = 0.02·sqrt(f/(f + 0.01)·softplus(N_3|4)); V = E[U_p(x_p + σ_p ξ)] − E[U_n(x_n + σ_n ξ)] "
+            "(5-point Gauss–Hermite) + ⟨η_p(x_p, c_e)⟩ − ⟨η_n(x_n, c_e)⟩ (Butler–Volmer with the local "
+            "electrolyte concentration, averaged across each electrode) + η_c + Δφ_e + Δφ_s (the SPMe's "
+            "concentration overpotential and electrolyte and solid Ohm's laws) + 0.1·N_2",
             "particle_network": "battery.spm's (tensors under 'particle.'), trained on the spherical "
             f"diffusion residual alone; its card's sha256 {particle_card.get('sha256', '?')}",
+            "electrolyte_network": "battery.electrolyte's (tensors under 'electrolyte.'), trained on the "
+            "electrolyte diffusion residual alone with the reaction uniform through each electrode; its "
+            f"card's sha256 {cell_card.get('sha256', '?')}",
             "dtype": "float64",
         },
         "domain": {k: list(v) for k, v in DOMAIN.items()},
@@ -306,11 +374,14 @@ def _card(config, record, validation, n_layers, n_samples, particle_card) -> dic
             "config": config.to_dict(),
             "loss": "mean ((V_net − V_DFN) / 10 mV)² over the training samples",
             "mix": (
-                f"PyBaMM DFN solutions only (p2d_reference's mesh) at {config.n_trajectories} Sobol "
-                f"points (seed {TRAIN_SEED}) of the box, {n_samples} samples: every 10 s up to the "
-                "cut-off and 40 times on the last 5 % before it. The particles' diffusion residual "
-                "is in the particle network's training, Butler–Volmer and the OCPs are closed form; "
-                "the DFN's electrolyte diffusion and charge-conservation residuals are not in the loss"
+                f"This network: PyBaMM DFN solutions (p2d_reference's mesh) at {config.n_trajectories} "
+                f"Sobol points (seed {TRAIN_SEED}) of the box, {n_samples} samples: every 10 s up to the "
+                "cut-off and 40 times on the last 5 % before it. The physics under it: the particles' "
+                "diffusion residual (the particle network's loss), the electrolyte's diffusion residual "
+                "with the SPMe's uniform reaction (the electrolyte network's loss), charge conservation in "
+                "electrolyte and solid as their closed-form integrals under the same closure, "
+                "Butler–Volmer and the OCPs in closed form. What the DFN adds to the SPMe (the reaction's "
+                "spread through each electrode) is learned from the DFN's solutions only"
             ),
             "wall_time_s": round(record["wall_time_s"], 1),
             "final_loss": next((h for h in reversed(record["history"]) if "loss" in h), None),
