@@ -10,13 +10,14 @@ SPMe's closure: the reaction spread uniformly through each electrode (q = i/(F·
 negative, 0 in the separator, −i/(F·L_p) in the positive, i the current density). Under that
 closure c_e depends on time and the C-rate only, not on the particles' parameters.
 
-The network maps (t, c_rate) to the coefficients of a cosine series in a stretched coordinate u,
+The network maps (t, c_rate) to the coefficients of a series in a stretched coordinate u,
 du/dx ∝ ε^(−b), in which the flux ε^b D_e ∂c_e/∂x is continuous wherever ∂c_e/∂u is:
 
-    c_e = c_e0 · (1 + c_rate · (1 − e^(−t/τ_0)) · Σ_k N_k(t, c_rate) cos(kπu)).
+    c_e = c_e0 · (1 + c_rate · (1 − e^(−t/τ_0)) · Σ_k N_k(t, c_rate) φ_k(u)),
 
-So the initial state, the no-flux boundaries and the flux's continuity at both interfaces hold
-exactly; the loss is the diffusion residual alone (no solution data). The voltage terms that
+with φ_k cosines and one kink per interface (``basis``), the mean mode set by the others. So the
+initial state, the no-flux boundaries, the flux's continuity at both interfaces and the
+electrolyte's lithium hold exactly; the loss is the diffusion residual alone (no solution data). The voltage terms that
 follow from it are PyBaMM's SPMe's (composite electrolyte and solid Ohm's laws, the
 concentration overpotential, Butler–Volmer with the local c_e; ``voltage_terms``).
 """
@@ -34,24 +35,30 @@ import numpy as np
 import torch
 
 from surrogates.battery import chen2020
-from surrogates.pinn.card import load_weights, save_weights
+from surrogates.pinn.card import save_weights
 from surrogates.pinn.network import MLP, mlp_apply, mlp_time_jets
 from surrogates.pinn.trainer import TrainConfig, hardware_description, train
 
 __all__ = [
+    "BARS",
     "CONSTANTS",
     "ELECTROLYTE_CONFIG",
     "WEIGHTS",
+    "basis",
     "concentration",
     "conductivity",
     "diffusivity",
     "quadrature_concentrations",
+    "state",
+    "state_once",
+    "stretched",
     "train_electrolyte",
+    "validate_electrolyte",
     "voltage_terms",
 ]
 
 WEIGHTS = Path(__file__).parent / "weights" / "electrolyte.safetensors"
-CONSTANTS = {  # PyBaMM 26's Chen2020 (tests/surrogates/test_battery_physics.py checks them)
+CONSTANTS = {  # PyBaMM 26's Chen2020 (tests/surrogates/test_battery_electrolyte.py checks them)
     "Negative electrode thickness [m]": 8.52e-05,
     "Separator thickness [m]": 1.2e-05,
     "Positive electrode thickness [m]": 7.56e-05,
@@ -71,7 +78,7 @@ _C = CONSTANTS
 REGIONS = ("Negative electrode", "Separator", "Positive electrode")
 THICKNESS_M = np.array([_C[f"{r} thickness [m]"] for r in REGIONS])
 POROSITY = np.array([_C[f"{r} porosity"] for r in REGIONS])
-BRUGGEMAN = 1.5
+BRUGGEMAN = _C["Separator Bruggeman coefficient (electrolyte)"]  # 1.5 in all three regions
 TRANSFERENCE = _C["Cation transference number"]
 C_E0 = _C["Initial concentration in electrolyte [mol.m-3]"]
 N_COSINES = 32
@@ -103,6 +110,11 @@ def diffusivity(xp: Any, c_e):
     """Nyman 2008's electrolyte diffusivity [m2.s-1] at ``c_e`` [mol.m-3]."""
     y = c_e / 1000.0
     return 8.794e-11 * y * y - 3.972e-10 * y + 4.862e-10
+
+
+def _diffusivity_slope(c_e):
+    """dD_e/dc_e [m2.s-1 per mol.m-3]."""
+    return (2.0 * 8.794e-11 * c_e / 1000.0 - 3.972e-10) / 1000.0
 
 
 def conductivity(xp: Any, c_e):
@@ -271,7 +283,6 @@ class ElectrolyteResidual:
     """The trainer's problem: the diffusion residual on a fixed grid in u at sampled (t, c_rate)."""
 
     n_grid: int = 192
-    seed: int = 0
 
     def __post_init__(self):
         u = (np.arange(self.n_grid) + 0.5) / self.n_grid  # cell midpoints: never on an interface
@@ -288,7 +299,7 @@ class ElectrolyteResidual:
         self.storage = as_t(POROSITY[region] * eps_b)  # ε^(1+b)
         self.source = as_t(eps_b * source[region])
         self.inverse_stretch2 = 1.0 / total_stretch_m**2
-        # the residual's unit: the negative electrode's source at the sample's C-rate
+        # the residual's unit: the negative electrode's source at 1C (so 2C weighs four times 1C)
         self.unit = float(abs(POROSITY[0] ** BRUGGEMAN * source[0]) * current_density(1.0))
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -317,8 +328,10 @@ class ElectrolyteResidual:
         c_t = C_E0 * (s_t * shape + s * (modes_t @ phi.T))
         c_u = C_E0 * s * (modes @ phi_u.T)
         c_uu = C_E0 * s * (modes @ phi_uu.T)
-        d_prime = (2.0 * 8.794e-11 * c / 1000.0 - 3.972e-10) / 1000.0
-        flux_divergence = self.inverse_stretch2 * (diffusivity(torch, c) * c_uu + d_prime * c_u * c_u)
+        # ∂u(D(c)·∂u c) = D·c_uu + D'(c)·c_u²
+        flux_divergence = self.inverse_stretch2 * (
+            diffusivity(torch, c) * c_uu + _diffusivity_slope(c) * c_u * c_u
+        )
         i = current_density(c_rate)[:, None]
         residual = self.storage.to(x) * c_t - flux_divergence - self.source.to(x) * i
         return (residual / self.unit).square().mean()
@@ -343,12 +356,14 @@ def train_electrolyte(
         "name": "battery.electrolyte",
         "system": "the DFN's electrolyte diffusion (Chen2020) with the SPMe's uniform reaction, constant current",
         "architecture": {
-            "type": "tanh MLP of time and C-rate giving a cosine series across the cell",
+            "type": "tanh MLP of time and C-rate giving a series across the cell",
             "inputs": [f"2·exp(−t/{tau:g} s) − 1" for tau in TIME_SCALES_S] + ["(c_rate − 1.25)/0.75"],
             "hidden": list(config.hidden),
             "n_layers": n_layers,
-            "ansatz": f"c_e = {C_E0:g}·(1 + c_rate·(1 − exp(−t/{START_S:g} s))·Σ_k N_k cos(kπu)), "
-            f"k < {N_MODES}, u = ∫ε^(−1.5)dx normalised",
+            "ansatz": f"c_e = {C_E0:g}·(1 + c_rate·(1 − exp(−t/{START_S:g} s))·Σ_k N_k φ_k(u)), "
+            f"φ_k = cos(kπu)/(1 + k²) for k < {N_COSINES} and (u − u_i)₊² − (1 − u_i)·u² at each "
+            "interface u_i, the mean mode set by the others (conserved lithium); u = ∫ε^(−1.5)dx "
+            "normalised",
             "dtype": "float64",
         },
         "domain": {"c_rate": [0.5, 2.0], "t_s": "[0, 1.5 × 3600 s / c_rate]"},
@@ -421,8 +436,3 @@ def validate_electrolyte(weights: dict, n_layers: int) -> dict:
         },
         "points": rows,
     }
-
-
-def load() -> tuple[dict, int]:
-    weights, card = load_weights(WEIGHTS)
-    return weights, card["architecture"]["n_layers"]
