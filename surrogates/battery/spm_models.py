@@ -112,9 +112,12 @@ class SpmSurrogate(_SpmBase):
         return {k: np.broadcast_to(v, (n, len(t_s))) for k, v in out.items()}
 
     def jax_forward(self, t_s, **values):
+        import jax
         import jax.numpy as jnp
 
-        return self._predict(jnp, self._weights, self._n_layers, jnp.asarray(t_s), **values)
+        with jax.ensure_compile_time_eval():  # a record's times stay known inside jit (record_nodes)
+            t_s = jnp.asarray(t_s)
+        return self._predict(jnp, self._weights, self._n_layers, t_s, **values)
 
     def torch_forward(self, t_s, **values):
         import torch

@@ -70,6 +70,34 @@ def test_without_corrections_it_is_pybamm_spme(shipped):
     assert rmse_spme < 2e-3 and rmse_dfn > 3.0 * rmse_spme, (rmse_spme, rmse_dfn)
 
 
+def test_along_a_record_the_nodes_stand_in_for_every_time(shipped):
+    # record_nodes: the networks at 48 points in √t, interpolated, must give the voltage of the
+    # networks at every time to 2 µV up to the cut-off, at the box's corners and every C-rate.
+    weights, _, n_layers = shipped
+    worst = 0.0
+    for c_rate in (0.5, 1.0, 2.0):
+        t = np.arange(0.0, 1.05 * 3600.0 / c_rate, 10.0)
+        for pd in (0.1, 1.0, 10.0):
+            for j0 in (0.1, 10.0):
+                values = {"positive_diffusivity_scale": pd, "negative_j0_scale": j0, "c_rate": c_rate}
+                along = p2d_pinn.predict(np, weights, n_layers, t, **values)["Voltage [V]"]
+                # a column of times is not a record: the networks run at every time
+                every = p2d_pinn.predict(np, weights, n_layers, t[:, None], **values)["Voltage [V]"][:, 0]
+                above = every > 2.5
+                worst = max(worst, float(np.abs(along - every)[above].max()))
+    assert worst < 2e-6, worst
+
+
+def test_record_nodes_only_where_the_inputs_are_constant_along_known_times():
+    t = np.arange(0.0, 3600.0, 10.0)
+    nodes, matrix = p2d_pinn.record_nodes(t, 1.0, np.ones((3, 1)), 1.0)
+    assert nodes.shape == (p2d_pinn.RECORD_NODES,) and matrix.shape == (len(t), p2d_pinn.RECORD_NODES)
+    np.testing.assert_allclose(matrix @ np.sqrt(nodes) ** 3, t**1.5, rtol=1e-9)  # a cubic in √t
+    assert p2d_pinn.record_nodes(t, np.ones(len(t)), 1.0, 1.0) is None  # an input varies with t
+    assert p2d_pinn.record_nodes(t[:50], 1.0, 1.0, 1.0) is None  # too short to gain
+    assert p2d_pinn.record_nodes(t[:, None], 1.0, 1.0, 1.0) is None  # one time per row
+
+
 # Parity between NumPy, torch and JAX, and finiteness past the cut-off: test_battery_spm.py runs
 # those for both battery surrogates.
 
