@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from surrogates.battery import particle
-from surrogates.battery.spm_models import P2dSurrogate, SpmSurrogate
+from surrogates.battery.spm_models import P2dSurrogate, SpmReference, SpmSurrogate
 from surrogates.battery.spm_pinn import WEIGHTS, cutoff_time, network_fn, surface_error, validate_spm
 from surrogates.pinn.card import load_weights
 
@@ -168,3 +168,42 @@ def test_residual_grid_counts_the_discharge_to_cutoff():
     np.testing.assert_allclose(model.residual_grid({"c_rate": 1.0}, t, {"Voltage [V]": volts}), t / 3120.0)
     with pytest.raises(ValueError, match=r"ends at 3\.600 V.*below 3\.4 V"):
         model.residual_grid({"c_rate": 1.0}, t, {"Voltage [V]": np.full(t.size, 3.6)})
+
+
+def test_the_reference_solves_each_parameter_set_once(monkeypatch):
+    # An importance correction's posterior predictive asks again for the draws it reweighted,
+    # one at a time: each distinct set is solved once per record's times, then remembered.
+    import jax
+    import jax.numpy as jnp
+
+    from surrogates.battery import spm_reference
+
+    model = SpmReference()
+    solved, solve_many = [], model.reference.solve_many
+
+    class Counting:  # the PybammReference is frozen: count through a wrapper
+        def solve_many(self, t, sets, threads=1):
+            solved.extend(sets)
+            return solve_many(t, sets, threads=threads)
+
+    monkeypatch.setattr(model, "reference", Counting())
+    t = np.linspace(0.0, 3000.0, 31)
+
+    def curve(pd):
+        return model.jax_forward(t, positive_diffusivity_scale=pd, negative_j0_scale=1.0, c_rate=1.0)
+
+    scales = jnp.array([0.5, 2.0, 0.5, 2.0, 0.5])
+    batch = np.asarray(jax.vmap(curve)(scales)["Voltage [V]"])
+    assert len(solved) == 2
+    one_by_one = np.asarray(jax.lax.map(curve, scales[:2])["Voltage [V]"])
+    assert len(solved) == 2
+    np.testing.assert_array_equal(batch[2], batch[0])
+    np.testing.assert_array_equal(one_by_one, batch[:2])
+    direct = spm_reference.solve(t, positive_diffusivity_scale=2.0, negative_j0_scale=1.0, c_rate=1.0)
+    np.testing.assert_allclose(batch[1], direct["Voltage [V]"], rtol=0, atol=1e-8)
+    other = model.numpy_forward_batch(
+        t[:20],
+        {"c_rate": 1.0},
+        {"positive_diffusivity_scale": np.array([0.5]), "negative_j0_scale": np.array([1.0])},
+    )
+    assert len(solved) == 3 and other["Voltage [V]"].shape == (1, 20)  # other times: solved anew
