@@ -73,6 +73,13 @@ def correct(prep, idata, method: str, reference: tuple, y: dict) -> tuple[dict, 
     if method == "importance":
         n = prep.study.inference.reference_draws or len(flat)
         thinned = flat[np.linspace(0, len(flat) - 1, min(n, len(flat))).round().astype(int)]
+        log.info(
+            "correction importance: solving %s at %d surrogate draws (twice as many if their weights fall "
+            "short of %d effective draws)",
+            ref.name,
+            len(thinned),
+            ESS_MIN,
+        )
         result = importance(pots, thinned, min_ess=ESS_MIN, seed=prep.study.inference.seed)
         rng = np.random.default_rng(prep.study.inference.seed)
         # Systematic resampling keeps the weighted posterior's shape for plots and tables.
