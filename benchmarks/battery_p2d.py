@@ -57,6 +57,7 @@ from battery_spm import (
     _STATS,
     SCALES,
     SIGMA_V,
+    THETA,
     TRUTH,
     V,
     _compare,
@@ -131,6 +132,25 @@ def forward_one(fwd, t, timing) -> dict:
         note="first_call_s: surrogate tracing + XLA compilation; PyBaMM build + compile + first "
         "solve. The timed calls exclude both",
     )
+
+
+def networks_only(surrogate, t, timing) -> dict:
+    """The share of ``grad_one`` that is neural networks: value and gradient w.r.t. both scales
+    of Σ fields² over ``p2d_pinn.network_fields`` along the record (the three networks at
+    ``record_nodes``, interpolated to every time), jitted, with no OCP, Butler–Volmer or
+    electrolyte term. ``ratio`` = PyBaMM's gradient seconds ÷ this: the most the gradient's
+    ratio could reach with these networks if the closed-form physics cost nothing."""
+    weights = {k: jnp.asarray(v) for k, v in surrogate._weights.items()}
+    tj = jnp.asarray(t)  # concrete: the record path applies, as inside ``fwd``
+
+    def loss(pd, j0):
+        fields = p2d_pinn.network_fields(jnp, weights, surrogate._n_layers, tj, pd, j0, jnp.asarray(1.0))
+        return jnp.sum(fields**2)
+
+    sur = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    args = tuple(map(jnp.asarray, THETA))
+    jax.block_until_ready(sur(*args))
+    return {"surrogate_s": sig(per_call_s(lambda: sur(*args), **timing))}
 
 
 def batch(fwd, t, n: int, n_pybamm: int, seed: int, timing) -> dict:
@@ -475,6 +495,8 @@ def main(argv=None) -> int:
     grad["ratio_by_variant"] = {
         k: sig(v / grad["surrogate_s"], 3) for k, v in grad["pybamm_by_variant_s"].items()
     }
+    grad["networks_only"] = networks_only(surrogate, t, timing)
+    grad["networks_only"]["ratio"] = sig(grad["pybamm_s"] / grad["networks_only"]["surrogate_s"], 3)
     _log(f"batch of {n} (PyBaMM on {n_pybamm})")
     report[f"batch_{n}"] = batch(fwd, t, n, n_pybamm, args.seed, timing)
     report["accuracy"] = accuracy(fwd, t, y, reference=p2d_reference)

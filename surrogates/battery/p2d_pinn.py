@@ -205,6 +205,18 @@ def _chebyshev_in_root_t(root_t: bytes, shape: tuple) -> tuple[np.ndarray, np.nd
     return (nodes**2).reshape(shape[:-1] + (RECORD_NODES,)), matrix
 
 
+def network_fields(xp, weights: dict, n_layers: int, t, *inputs):
+    """``_networks``'s fields at times ``t`` (inputs of t's dtype, as ``predict`` passes them),
+    run at ``record_nodes`` only and interpolated along a record: all of ``predict`` that is not
+    closed-form physics (``benchmarks/battery_p2d.py`` times it alone: ``networks_only``)."""
+    net, particle, _ = _split(weights)
+    record = record_nodes(t, *inputs)
+    if record is None:
+        return _networks(xp, net, particle, n_layers, t, *inputs)
+    nodes, matrix = (xp.asarray(a, dtype=t.dtype) for a in record)
+    return matrix @ _networks(xp, net, particle, n_layers, nodes, *inputs)
+
+
 def predict(
     xp, weights: dict, n_layers: int, t, positive_diffusivity_scale, negative_j0_scale, c_rate
 ) -> dict:
@@ -216,17 +228,10 @@ def predict(
         v if getattr(v, "dtype", None) == t.dtype else xp.asarray(v, dtype=t.dtype)
         for v in (positive_diffusivity_scale, negative_j0_scale, c_rate)
     )
-    inputs = (positive_diffusivity_scale, negative_j0_scale, c_rate)
-    net, particle, cell = _split(weights)
-    record = record_nodes(t, *inputs)
-    if record is None:
-        fields = _networks(xp, net, particle, n_layers, t, *inputs)
-    else:
-        nodes, matrix = (xp.asarray(a, dtype=t.dtype) for a in record)
-        fields = matrix @ _networks(xp, net, particle, n_layers, nodes, *inputs)
+    fields = network_fields(xp, weights, n_layers, t, positive_diffusivity_scale, negative_j0_scale, c_rate)
     f = discharge_fraction(t, c_rate)
     current = chen2020.CAPACITY_AH * c_rate
-    c_e = electrolyte.state_once(xp, cell, t, c_rate)
+    c_e = electrolyte.state_once(xp, _split(weights)[2], t, c_rate)
     x_n, x_p, out = fields[..., 0], fields[..., 1], fields[..., 2:]
     return {"Voltage [V]": corrected_voltage(xp, out, f, x_n, x_p, current, negative_j0_scale, *c_e)}
 
