@@ -31,9 +31,14 @@ network would hold in its loss (issue 4, item 2). Tried on the 1,024 training di
 coefficients: voltage alone left the surfaces free and the fit found surfaces no reaction
 balances (8 mV voltage error, 81 mV residual); with the residual in the loss (1 mV units) the
 voltage error stayed at 27 mV, and adding the DFN's surfaces at the nodes as data did not help
-(12–28 mV, residual 4–15 mV). The shipped surrogate (2.2 mV median) keeps its Gaussian spread.
-Given the DFN's surfaces, solving the residual for the reaction (4 unknowns per electrode) gives
-the DFN's voltage within 2 mV, so a reaction solved rather than learned is the next thing to try.
+(12–28 mV, residual 4–15 mV). Given the DFN's surfaces, solving the residual for the reaction
+(Newton, 4 unknowns per electrode, 4 steps to 1e-13 V) gives the DFN's voltage within 2 mV and
+its reaction within 0.04. The nodes' surfaces alone the network learns well (0.001 RMSE in
+3,000 steps). Solving the reaction by four Newton steps inside the training, from scratch or
+from those surfaces, in float32 or float64, did not fit (32–100 mV): four steps from a uniform
+reaction leave over 1 % of the samples unbalanced (residual p99 0.5–1.3 V), and their gradients
+pull the surfaces off. The shipped surrogate (2.2 mV median) keeps its Gaussian spread; a
+damped, converged solve (implicit gradients) on the pre-fitted surfaces is the next thing to try.
 """
 
 from __future__ import annotations
