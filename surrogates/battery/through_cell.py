@@ -25,37 +25,35 @@ where a uniform reaction leaves 11–41 mV of residual (``tests/surrogates/test_
 κ_eff = κ(c_e)·ε^1.5 at each node's c_e (the separator's at the SPMe's composite
 concentration: 1 mV of drop at 1C); σ is the solid's conductivity (Bruggeman 0 in Chen2020).
 
-Not yet part of ``battery.p2d``: the residual is what a DFN-resolved version of its correcting
-network would hold in its loss (issue 4, item 2). Tried on the 1,024 training discharges (Adam,
-3,000–6,000 steps, 2 cores) with the network giving the nodes' surfaces and the reaction's
-coefficients: voltage alone left the surfaces free and the fit found surfaces no reaction
-balances (8 mV voltage error, 81 mV residual); with the residual in the loss (1 mV units) the
-voltage error stayed at 27 mV, and adding the DFN's surfaces at the nodes as data did not help
-(12–28 mV, residual 4–15 mV). Given the DFN's surfaces, solving the residual for the reaction
-(Newton, 4 unknowns per electrode, 4 steps to 1e-13 V) gives the DFN's voltage within 2 mV and
-its reaction within 0.04. The nodes' surfaces alone the network learns well (0.001 RMSE in
-3,000 steps). Solving the reaction by four Newton steps inside the training, from scratch or
-from those surfaces, in float32 or float64, did not fit (32–100 mV): four steps from a uniform
-reaction leave over 1 % of the samples unbalanced (residual p99 0.5–1.3 V), and their gradients
-pull the surfaces off. Solved to convergence (30 damped Newton steps) on the surfaces-only fit,
-with no voltage term and no voltage data at all, the reaction gives the DFN's voltage within
-1.9 mV (median over every 20th training sample) and 5.1 mV RMS where it converges; it does not
-on 2.8 % of the samples, all in the positive electrode late in slow (scale 0.1–0.6), fast
-(0.85–1.9C) discharges, where the fitted surfaces overshoot full (up to 1.006) and a node can
-take no reaction. The shipped surrogate (2.2 mV median) keeps its Gaussian spread; surfaces kept
-inside (0, 1), a converged solve with implicit gradients and a voltage term fitted on top are
-the next steps, and the solve's cost in a likelihood is still to be measured.
+``solve_reaction`` finds the reaction that balances given surfaces (Newton on the four
+coefficients per electrode; only Butler–Volmer is nonlinear in them): at PyBaMM's surfaces and
+c_e it returns the DFN's own reaction to 0.04 and its voltage to 2 mV.
+
+Not yet part of ``battery.p2d`` (issue 4, item 2): measured on the 1,024 training discharges
+(Adam, 3,000–6,000 steps, 2 cores), a correcting network giving the nodes' surfaces and the
+reaction with the residual in its loss did not fit: voltage alone left the surfaces free and it
+found surfaces no reaction balances (8 mV voltage error, 81 mV residual); with the residual
+(1 mV units) 27 mV; with the DFN's surfaces at the nodes as data too, 12–28 mV (residual
+4–15 mV); with four Newton steps inside the training instead, 32–100 mV. What works: the
+nodes' surfaces fitted alone, in logit space so they stay inside (0, 1) (0.003 and 0.001 RMSE
+in 3,000 steps), then ``solve_reaction`` on them, which converges on every sample. With no
+voltage data and no voltage term at all that gives the DFN's voltage to 1.9 mV (median over
+every 20th training sample; RMSE 8.9 mV, p99 31 mV). Fitted in stoichiometry instead, the
+positive surfaces overshot full on 2.8 % of the samples and no reaction balanced them. Next: a
+voltage term fitted on top, the card's validation, and the solve's cost in a likelihood.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from surrogates.battery import chen2020, electrolyte
 
-__all__ = ["N_REACTION_MODES", "cell_voltage", "legendre_at_nodes"]
+__all__ = ["N_REACTION_MODES", "cell_voltage", "legendre_at_nodes", "solve_reaction"]
 
 N_REACTION_MODES = 4  # δ = Σ c_m P_m(s), m = 1..4: as many as the five nodes' conditions
 CHI_VT = 2.0 * (1.0 - electrolyte.TRANSFERENCE) * chen2020._THERMAL_V
@@ -115,42 +113,95 @@ def cell_voltage(xp, surfaces: dict, reaction: dict, current_a, negative_j0_scal
     """(terminal voltage [V], residual [V] (..., 2M)) from each electrode's surface
     stoichiometries at its nodes ``surfaces[domain]`` (..., M), its reaction's Legendre
     coefficients ``reaction[domain]`` (..., 4), the current [A] and c_e at the nodes."""
-
-    def arr(a):
-        return xp.asarray(a, dtype=c_e_n.dtype)
-
     current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e_n[..., 0]
-    scales = {"negative": negative_j0_scale + 0.0 * current_density, "positive": 1.0 + 0.0 * current_density}
-    # the fitted OCPs: PyBaMM's barrier at empty and full (thousands of volts a hair past them)
-    # is the caller's, at each electrode's mean surface, as in the SPM
-    ocps = {"negative": chen2020.ocp_negative_fit, "positive": chen2020.ocp_positive_fit}
     b, residuals, drop = {}, [], current_density * electrolyte.THICKNESS_M[1] / _SEPARATOR_KAPPA
+    scales = {"negative": negative_j0_scale, "positive": 1.0}
     for domain, c_e in zip(DOMAINS, (c_e_n, c_e_p), strict=True):
-        e = _electrode(domain)
-        ones = 1.0 + 0.0 * reaction[domain][..., :1]
-        c = xp.concatenate([ones, reaction[domain]], -1)  # (…, 5): 1 and δ's coefficients
-        share = c @ arr(e["current"].T)  # i_e/I at the nodes
-        j_share = 1.0 + reaction[domain] @ arr(legendre_at_nodes(domain, N_REACTION_MODES).T)
-        eta = chen2020.overpotential(
-            xp,
-            domain,
-            current_a_at(current_density, j_share),
-            surfaces[domain],
-            scales[domain][..., None],
-            c_e,
-        )
-        psi = ocps[domain](xp, surfaces[domain]) + eta
-        ie_over_kappa = share / (electrolyte.conductivity(xp, c_e) * e["porosity_b"])
-        solid = (c @ arr(e["charge"].T) - arr(e["s"])) / e["sigma"]
-        ohmic = current_density[..., None] * (solid + ie_over_kappa @ arr(e["cumulative"].T))
-        b_k = psi + (-ohmic if domain == "negative" else ohmic) + CHI_VT * xp.log(c_e)
-        b[domain] = b_k @ arr(e["weights"])
+        terms = _node_terms(xp, domain, surfaces[domain], c_e, current_density, scales[domain])
+        b_k = terms.balance(reaction[domain])
+        b[domain] = b_k @ terms.weights
         residuals.append(b_k - b[domain][..., None])
-        drop = drop + current_density * (ie_over_kappa @ arr(e["lengths"]))
+        drop = drop + current_density * terms.electrolyte_drop_per_current(reaction[domain])
     return b["positive"] - b["negative"] - drop, xp.concatenate(residuals, -1)
 
 
-def current_a_at(current_density, j_share):
-    """The cell current [A] that would give the local reaction j_avg·j_share everywhere (what
-    ``chen2020.overpotential`` takes)."""
-    return (current_density * chen2020._AREA_M2)[..., None] * j_share
+def solve_reaction(xp, domain: str, surfaces, c_e, current_a, j0_scale=1.0, steps: int = 8):
+    """The reaction's Legendre coefficients (..., 4) that balance ``domain``'s nodes (its part
+    of ``cell_voltage``'s residual zero) at the given surfaces and c_e: Newton from a uniform
+    reaction on the four unknowns (least squares on the five nodes' spread). At PyBaMM's DFN
+    fields it lands on the DFN's own reaction to 0.04 in 4 steps, residual under 1e-12 V."""
+    current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e[..., 0]
+    terms = _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale)
+    delta = 0.0 * surfaces[..., :N_REACTION_MODES]
+    for _ in range(steps):
+        b_k = terms.balance(delta)
+        residual = b_k - (b_k @ terms.weights)[..., None]
+        slope = terms.slope(delta)  # ∂b_k/∂δ_m, (..., M, 4)
+        jac = slope - (terms.weights @ slope)[..., None, :]
+        jac_t = xp.swapaxes(jac, -1, -2)
+        delta = delta - xp.linalg.solve(jac_t @ jac, jac_t @ residual[..., None])[..., 0]
+    return delta
+
+
+@dataclass
+class _NodeTerms:
+    """One electrode's node balance B_k(δ) = fixed_k + 2RT/F·arcsinh(a_k·q_k) + (linear·δ)_k,
+    q = 1 + P·δ the local reaction over its average: only Butler–Volmer is nonlinear in δ."""
+
+    xp: Any
+    fixed: Any  # (..., M): U + the uniform reaction's ohmic terms + χ·RT/F·ln c_e
+    a: Any  # (..., M): j_avg / (2 j0)
+    linear: Any  # (..., M, 4): the ohmic terms' change per coefficient
+    legendre: Any  # (M, 4)
+    weights: Any  # (M,)
+    drop_const: Any  # (...,): ∫ i_e/κ_eff / I over the electrode, uniform reaction
+    drop_linear: Any  # (..., 4)
+
+    def balance(self, delta):
+        q = 1.0 + delta @ self.legendre.T
+        return (
+            self.fixed
+            + 2.0 * chen2020._THERMAL_V * self.xp.arcsinh(self.a * q)
+            + (self.linear @ delta[..., None])[..., 0]
+        )
+
+    def slope(self, delta):
+        q = 1.0 + delta @ self.legendre.T
+        kinetic = 2.0 * chen2020._THERMAL_V * self.a / self.xp.sqrt(1.0 + (self.a * q) ** 2)
+        return kinetic[..., None] * self.legendre + self.linear
+
+    def electrolyte_drop_per_current(self, delta):
+        return self.drop_const + (self.drop_linear * delta).sum(-1)
+
+
+def _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale) -> _NodeTerms:
+    """``_NodeTerms`` of ``domain`` at its nodes' surfaces and c_e, the current density [A.m-2]."""
+
+    def arr(a):
+        return xp.asarray(a, dtype=c_e.dtype)
+
+    e = _electrode(domain)
+    current_a = current_density * chen2020._AREA_M2
+    scale = (j0_scale + 0.0 * current_density)[..., None]
+    j0 = chen2020.exchange_current_density(xp, domain, surfaces, scale, c_e)
+    a = chen2020.interfacial_current_density(domain, current_a)[..., None] / (2.0 * j0)
+    over_kappa = 1.0 / (electrolyte.conductivity(xp, c_e) * e["porosity_b"])  # (..., M)
+    cumulative, current, charge = arr(e["cumulative"]), arr(e["current"]), arr(e["charge"])
+    # the ohmic terms A_k / I = (∫_0^{s_k} i_e ds / I − s_k) / σ + ∫_0^{s_k} (i_e/I)/κ_eff ds, affine in δ
+    ohmic_const = (charge[:, 0] - arr(e["s"])) / e["sigma"] + (current[:, 0] * over_kappa) @ cumulative.T
+    ohmic_linear = charge[:, 1:] / e["sigma"] + cumulative @ (current[:, 1:] * over_kappa[..., None])
+    sign = -1.0 if domain == "negative" else 1.0  # B = U + η ∓ A + χ·RT/F·ln c_e
+    # the fitted OCP: PyBaMM's barrier at empty and full (thousands of volts a hair past them)
+    # is the caller's, at each electrode's mean surface, as in the SPM
+    ocp = chen2020.ocp_negative_fit if domain == "negative" else chen2020.ocp_positive_fit
+    lengths = arr(e["lengths"])
+    return _NodeTerms(
+        xp=xp,
+        fixed=ocp(xp, surfaces) + sign * current_density[..., None] * ohmic_const + CHI_VT * xp.log(c_e),
+        a=a,
+        linear=sign * current_density[..., None, None] * ohmic_linear,
+        legendre=arr(legendre_at_nodes(domain, N_REACTION_MODES)),
+        weights=arr(e["weights"]),
+        drop_const=(current[:, 0] * over_kappa) @ lengths,
+        drop_linear=((current[:, 1:] * over_kappa[..., None]) * lengths[..., None]).sum(-2),
+    )

@@ -90,3 +90,29 @@ def test_pybamms_dfn_fields_satisfy_the_residual(values):
     uniform = {k: np.zeros_like(c) for k, c in d["reaction"].items()}
     _, residual_uniform = through_cell.cell_voltage(np, d["surfaces"], uniform, *args)
     assert np.abs(residual_uniform).max() > 1e-2
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"positive_diffusivity_scale": 0.1, "negative_j0_scale": 0.1, "c_rate": 2.0},
+        {"positive_diffusivity_scale": 10.0, "negative_j0_scale": 10.0, "c_rate": 0.5},
+    ],
+)
+def test_reaction_solved_at_pybamms_surfaces_is_the_dfns(values):
+    """Given only PyBaMM's surfaces and c_e at the nodes, Newton from a uniform reaction balances
+    the nodes to 1e-9 V, lands on the DFN's own reaction (Legendre coefficients within 0.05;
+    measured 0.04 at the worst of four corners) and gives its voltage to 2.5 mV."""
+    d = _dfn_fields(values)
+    current = chen2020.CAPACITY_AH * values["c_rate"]
+    scales = {"negative": values["negative_j0_scale"], "positive": 1.0}
+    solved = {
+        k: through_cell.solve_reaction(np, k, d["surfaces"][k], d["c_e"][k], current, scales[k])
+        for k in DOMAINS
+    }
+    args = (current, values["negative_j0_scale"], d["c_e"]["negative"], d["c_e"]["positive"])
+    v, residual = through_cell.cell_voltage(np, d["surfaces"], solved, *args)
+    assert np.abs(residual).max() < 1e-9
+    for k in DOMAINS:
+        np.testing.assert_allclose(solved[k], d["reaction"][k], rtol=0, atol=0.05)
+    np.testing.assert_allclose(v, d["voltage"], rtol=0, atol=2.5e-3)
