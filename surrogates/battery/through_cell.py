@@ -59,7 +59,12 @@ from surrogates.battery import chen2020, electrolyte
 __all__ = ["N_REACTION_MODES", "cell_voltage", "legendre_at_nodes", "solve_reaction"]
 
 N_REACTION_MODES = 4  # δ = Σ c_m P_m(s), m = 1..4: as many as the five nodes' conditions
-CHI_VT = 2.0 * (1.0 - electrolyte.TRANSFERENCE) * chen2020._THERMAL_V
+CHI_VT = (
+    2.0
+    * (1.0 - electrolyte.TRANSFERENCE)
+    * electrolyte.CONSTANTS["Thermodynamic factor"]
+    * chen2020._THERMAL_V
+)
 DOMAINS = ("negative", "positive")
 _SEPARATOR_KAPPA = (
     float(electrolyte.conductivity(np, electrolyte.C_E_OHMIC))
