@@ -29,25 +29,16 @@ concentration: 1 mV of drop at 1C); σ is the solid's conductivity (Bruggeman 0 
 coefficients per electrode; only Butler–Volmer is nonlinear in them): at PyBaMM's surfaces and
 c_e it returns the DFN's own reaction to 0.04 and its voltage to 2 mV.
 
-Not yet part of ``battery.p2d`` (issue 4, item 2): measured on the 1,024 training discharges
-(Adam, 3,000–6,000 steps, 2 cores), a correcting network giving the nodes' surfaces and the
-reaction with the residual in its loss did not fit: voltage alone left the surfaces free and it
-found surfaces no reaction balances (8 mV voltage error, 81 mV residual); with the residual
-(1 mV units) 27 mV; with the DFN's surfaces at the nodes as data too, 12–28 mV (residual
-4–15 mV); with four Newton steps inside the training instead, 32–100 mV. What works: the
-nodes' surfaces fitted alone, in logit space so they stay inside (0, 1) (0.003 and 0.001 RMSE
-in 3,000 steps), then ``solve_reaction`` on them, which converges on every sample. With no
-voltage data and no voltage term at all that gives the DFN's voltage to 1.9 mV (median over
-every 20th training sample; RMSE 8.9 mV, p99 31 mV). Fitted in stoichiometry instead, the
-positive surfaces overshot full on 2.8 % of the samples and no reaction balanced them. The
-solve is not cheap in a likelihood: on a 356-time record both electrodes' solves take 1.5 ms
-(4 steps) to 2.9 ms (8 steps) and 3.8 to 7.2 ms with their gradient in JAX on this CPU, 5–10
-times the shipped surrogate's whole likelihood (0.74 ms). Next: a voltage term fitted on top,
-the card's validation, and a cheaper solve (at the record's 48 nodes only, implicit gradients).
+``battery.p2d`` is built on it: its network gives the nodes' surfaces and ``solve_reaction``
+the reaction (``p2d_pinn``'s docstring records what else was tried). The solve's cost in a JAX
+likelihood on a 356-time record, both electrodes with their gradient, fell from 7.2 ms (8 steps,
+LAPACK's batched 4×4 solves, the gradient through every step) to about 0.9 ms (6 steps, the
+unrolled elimination below, the gradient through the last step only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -133,24 +124,6 @@ def cell_voltage(xp, surfaces: dict, reaction: dict, current_a, negative_j0_scal
     return b["positive"] - b["negative"] - drop, xp.concatenate(residuals, -1)
 
 
-def solve_reaction(xp, domain: str, surfaces, c_e, current_a, j0_scale=1.0, steps: int = 8):
-    """The reaction's Legendre coefficients (..., 4) that balance ``domain``'s nodes (its part
-    of ``cell_voltage``'s residual zero) at the given surfaces and c_e: Newton from a uniform
-    reaction on the four unknowns (least squares on the five nodes' spread). At PyBaMM's DFN
-    fields it lands on the DFN's own reaction to 0.04 in 4 steps, residual under 1e-12 V."""
-    current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e[..., 0]
-    terms = _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale)
-    delta = 0.0 * surfaces[..., :N_REACTION_MODES]
-    for _ in range(steps):
-        b_k = terms.balance(delta)
-        residual = b_k - (b_k @ terms.weights)[..., None]
-        slope = terms.slope(delta)  # ∂b_k/∂δ_m, (..., M, 4)
-        jac = slope - (terms.weights @ slope)[..., None, :]
-        jac_t = xp.swapaxes(jac, -1, -2)
-        delta = delta - xp.linalg.solve(jac_t @ jac, jac_t @ residual[..., None])[..., 0]
-    return delta
-
-
 @dataclass
 class _NodeTerms:
     """One electrode's node balance B_k(δ) = fixed_k + 2RT/F·arcsinh(a_k·q_k) + (linear·δ)_k,
@@ -213,3 +186,60 @@ def _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale) -> _NodeTe
         drop_const=(current[:, 0] * over_kappa) @ lengths,
         drop_linear=((current[:, 1:] * over_kappa[..., None]) * lengths[..., None]).sum(-2),
     )
+
+
+def solve_reaction(xp, domain: str, surfaces, c_e, current_a, j0_scale=1.0, steps: int = 8):
+    """The reaction's Legendre coefficients (..., 4) that balance ``domain``'s nodes (its part
+    of ``cell_voltage``'s residual zero) at the given surfaces and c_e: Newton from a uniform
+    reaction on the four unknowns and four conditions (each node's B equal to the last's). At
+    PyBaMM's DFN fields it lands on the DFN's own reaction to 0.04 in 4 steps, residual under
+    1e-12 V.
+
+    Newton runs on the inputs' values; only its last step carries their derivatives (torch,
+    JAX). At a converged solve that step's derivative is the implicit function theorem's,
+    −(∂r/∂δ)⁺·∂r/∂inputs, so a gradient costs one step's, not every step's."""
+    current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e[..., 0]
+    terms = _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale)
+    frozen = dataclasses.replace(
+        terms, **{f.name: _stop_gradient(xp, getattr(terms, f.name)) for f in dataclasses.fields(terms)[1:]}
+    )
+    delta = 0.0 * frozen.fixed[..., :N_REACTION_MODES]
+    for _ in range(steps - 1):
+        delta = _newton_step(xp, frozen, delta)
+    return _newton_step(xp, terms, delta)
+
+
+def _newton_step(xp, terms: _NodeTerms, delta):
+    """One Newton step on the four conditions b_k = b_M, k < M (every node's B the same)."""
+    b_k = terms.balance(delta)
+    slope = terms.slope(delta)  # ∂b_k/∂δ_m, (..., M, 4)
+    residual = b_k[..., :-1] - b_k[..., -1:]
+    jac = slope[..., :-1, :] - slope[..., -1:, :]
+    return delta - _gauss_solve(xp, jac, residual)
+
+
+def _gauss_solve(xp, a, b):
+    """x with a·x = b for small ``a`` (..., n, n), by Gaussian elimination unrolled into
+    elementwise operations (no pivoting: the balance's Jacobian has a dominant diagonal of
+    kinetic slopes). Batched LAPACK calls on 4×4 systems took most of a Newton step."""
+    n = b.shape[-1]
+    rows = [[a[..., i, j] for j in range(n)] + [b[..., i]] for i in range(n)]
+    for k in range(n):
+        for i in range(k + 1, n):
+            factor = rows[i][k] / rows[k][k]
+            rows[i] = [rows[i][j] - factor * rows[k][j] if j > k else 0.0 for j in range(n + 1)]
+    x = [None] * n
+    for i in reversed(range(n)):
+        x[i] = (rows[i][n] - sum(rows[i][j] * x[j] for j in range(i + 1, n))) / rows[i][i]
+    shape = 0.0 * sum(x)  # the entries broadcast to one shape (inputs may carry different ones)
+    return xp.stack([v + shape for v in x], -1)
+
+
+def _stop_gradient(xp, a):
+    """``a``'s value, cut from the autodiff graph of torch or JAX (NumPy: ``a``)."""
+    name = getattr(xp, "__name__", "")
+    if name == "jax.numpy":
+        import jax
+
+        return jax.lax.stop_gradient(a)
+    return a.detach() if name == "torch" and hasattr(a, "detach") else a

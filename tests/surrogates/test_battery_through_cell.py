@@ -116,3 +116,32 @@ def test_reaction_solved_at_pybamms_surfaces_is_the_dfns(values):
     for k in DOMAINS:
         np.testing.assert_allclose(solved[k], d["reaction"][k], rtol=0, atol=0.05)
     np.testing.assert_allclose(v, d["voltage"], rtol=0, atol=2.5e-3)
+
+
+def test_solved_reactions_gradient_is_the_implicit_functions():
+    """Only Newton's last step carries derivatives; at a converged solve that is the implicit
+    function theorem's gradient: JAX's and torch's equal central differences of the NumPy solve."""
+    import jax
+    import torch
+
+    rng = np.random.default_rng(3)
+    surfaces = rng.uniform(0.3, 0.8, (7, 5))
+    c_e = rng.uniform(800.0, 1200.0, (7, 5))
+    weights = rng.normal(size=(7, 4))
+
+    def objective(xp, scale, j0):
+        delta = through_cell.solve_reaction(
+            xp, "negative", xp.asarray(surfaces) * scale, xp.asarray(c_e), 5.0, j0
+        )
+        return (delta * xp.asarray(weights)).sum()
+
+    h = 1e-6
+    numeric = [
+        (objective(np, 1.0 + h, 2.0) - objective(np, 1.0 - h, 2.0)) / (2 * h),
+        (objective(np, 1.0, 2.0 + h) - objective(np, 1.0, 2.0 - h)) / (2 * h),
+    ]
+    by_jax = jax.grad(lambda s, j: objective(jax.numpy, s, j), argnums=(0, 1))(1.0, 2.0)  # x64: conftest
+    scale, j0 = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.0, 2.0))
+    objective(torch, scale, j0).backward()
+    for got in (by_jax, (scale.grad, j0.grad)):
+        np.testing.assert_allclose(np.array([float(g) for g in got]), numeric, rtol=1e-6)
