@@ -137,9 +137,9 @@ def forward_one(fwd, t, timing) -> dict:
 def networks_only(surrogate, t, timing) -> dict:
     """The share of ``grad_one`` that is neural networks: value and gradient w.r.t. both scales
     of Σ fields² over ``p2d_pinn.network_fields`` along the record (the three networks at
-    ``record_nodes``, interpolated to every time), jitted, with no OCP, Butler–Volmer or
-    electrolyte term. ``ratio`` = PyBaMM's gradient seconds ÷ this: the most the gradient's
-    ratio could reach with these networks if the closed-form physics cost nothing."""
+    ``record_nodes``, interpolated to every time), jitted, with no reaction solve, OCP,
+    Butler–Volmer or Ohm's law. ``ratio`` = PyBaMM's gradient seconds ÷ this: the most the
+    gradient's ratio could reach with these networks if the physics cost nothing."""
     weights = {k: jnp.asarray(v) for k, v in surrogate._weights.items()}
     tj = jnp.asarray(t)  # concrete: the record path applies, as inside ``fwd``
 
