@@ -86,7 +86,7 @@ LOSS_SCALE_LOGIT = 0.02  # the surfaces' in units of 0.02 in logit (0.005 in x a
 SOLVE_STEPS = 6  # Newton from a uniform start: at most 6 µV of residual over the training samples
 END_FRACTIONS = 1.0 - np.geomspace(0.05, 1e-4, 40)  # of the cut-off time: the cliff
 TRAIN_SEED = 7  # the held-out design uses spm_pinn's validation seed
-RECORD_NODES = 48  # where the networks run along a record (``record_nodes``)
+RECORD_NODES = 48  # where the particle network runs along a record (``record_nodes``)
 
 P2D_CONFIG = TrainConfig(
     hidden=(64, 64, 64, 64),
@@ -191,14 +191,13 @@ def _particles(xp, particle, t, positive_diffusivity_scale, c_rate):
 
 
 def record_nodes(t, *inputs) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where the networks run along a record: (RECORD_NODES Chebyshev points in √t spanning
-    ``t``, the (T, RECORD_NODES) barycentric matrix from them to ``t``) when ``t`` is known before
-    tracing, varies along its last axis only and is longer than twice the nodes, and every input
-    is constant along it; None otherwise, and the networks run at every time.
+    """Where the particle network runs along a record: (RECORD_NODES Chebyshev points in √t
+    spanning ``t``, the (T, RECORD_NODES) barycentric matrix from them to ``t``) when ``t`` is
+    known before tracing, varies along its last axis only and is longer than twice the nodes, and
+    every input is constant along it; None otherwise, and it runs at every time.
 
-    The networks' fields are smooth in √t (the particles start as √t, the electrolyte's transient
-    is e^(−t/120 s)) and the cut-off cliff is the OCP's, evaluated at every time afterwards; so
-    48 nodes move a voltage by under 2 µV up to the cut-off, and halve a likelihood's cost."""
+    The SPM's surfaces are smooth in √t (the particles start as √t), so 48 nodes move a voltage
+    by under 2 µV up to the cut-off."""
     try:
         times = np.asarray(t, dtype=float)  # a JAX tracer or a torch tensor with a graph refuses
     except (TypeError, RuntimeError, ValueError):
