@@ -364,7 +364,7 @@ class DfnFit:
         return {k: v[index].to(device, dtype) for k, v in self.columns.items()}
 
     def data_loss(self, model, batch: dict) -> torch.Tensor:
-        b = {k: v.double() for k, v in batch.items()}  # Newton's normal equations need float64
+        b = {k: v.double() for k, v in batch.items()}  # Newton's solve needs float64
         out = model(batch["z"]).double()
         logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
         loss = sum(((logits[k] - b[k]) / LOSS_SCALE_LOGIT).square().mean() for k in logits)
@@ -417,9 +417,9 @@ def train_p2d(
     with torch.no_grad():  # start from the SPM's surfaces, uniform across each electrode
         model.layers[-1].weight.zero_()
         model.layers[-1].bias.zero_()
-    stages = {}
+    stages, problem = {}, DfnFit(data, particle, cell)
     for stage, cfg in _stages(config).items():
-        problem = DfnFit(data, particle, cell, with_voltage=stage == "voltage")
+        problem.with_voltage = stage == "voltage"
         path = (
             None
             if checkpoint is None
@@ -433,7 +433,6 @@ def train_p2d(
         "stages": stages,
         "fit": _training_fit(problem, model),
     }
-    model.double()
     net = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     weights = {
         **net,
@@ -462,16 +461,15 @@ def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
     """The fit on every ``every``-th training sample: voltage RMSE with and without the voltage
     term, the nodes' surfaces' RMSE (stoichiometry) and the solved balance's largest residual."""
     b = {k: v[::every].double() for k, v in problem.columns.items()}
+    args = (b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
     with torch.no_grad():
         out = model(b["z"])
         logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
-        with_term = problem.voltage(out, logits, b)
-        physics = problem.voltage(out * torch.tensor([1.0, 1.0, 0.0] + [1.0] * 2 * SURFACE_MODES), logits, b)
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
-        reaction = solve_reactions(torch, surfaces, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
-        _, residual = through_cell.cell_voltage(
-            torch, surfaces, reaction, b["current"], b["j0"], b["c_e_n"], b["c_e_p"]
-        )
+        reaction = solve_reactions(torch, surfaces, *args)
+        with_term = node_voltage(torch, surfaces, reaction, out[..., 2], *args)
+        physics = node_voltage(torch, surfaces, reaction, 0.0 * out[..., 2], *args)
+        _, residual = through_cell.cell_voltage(torch, surfaces, reaction, *args)
 
     def rmse(a, ref):
         return float((a - ref).square().mean().sqrt())

@@ -220,8 +220,9 @@ def _newton_step(xp, terms: _NodeTerms, delta):
 
 def _gauss_solve(xp, a, b):
     """x with a·x = b for small ``a`` (..., n, n), by Gaussian elimination unrolled into
-    elementwise operations (no pivoting: the balance's Jacobian has a dominant diagonal of
-    kinetic slopes). Batched LAPACK calls on 4×4 systems took most of a Newton step."""
+    elementwise operations. Batched LAPACK calls on 4×4 systems took most of a Newton step. No
+    pivoting: on every 7th training sample of ``battery.p2d`` the solve still converges to
+    4.6 µV at worst (its card's ``training.fit``)."""
     n = b.shape[-1]
     rows = [[a[..., i, j] for j in range(n)] + [b[..., i]] for i in range(n)]
     for k in range(n):
