@@ -5,7 +5,10 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-__all__ = ["from_draws", "replace_posterior", "to_inference_data"]
+__all__ = ["from_draws", "posterior_draws", "replace_posterior", "to_inference_data"]
+
+# draws evaluated together in ``posterior_draws``: vectorised, with memory bounded on long records
+DRAWS_PER_BATCH = 250
 
 
 def to_inference_data(
@@ -18,10 +21,12 @@ def to_inference_data(
     key_prior, key_ppc = jax.random.split(jax.random.PRNGKey(seed + 1))
     no_obs = {k: v for k, v in model_kwargs.items() if k != "y"}
     prior = Predictive(model, num_samples=n_prior)(key_prior, **no_obs)
-    ppc = Predictive(model, mcmc.get_samples())(key_ppc, **no_obs)
-    observed = set(model_kwargs.get("y") or {})
-    ppc = {k: v for k, v in ppc.items() if k in observed}
-    idata = az.from_numpyro(mcmc, prior=prior, posterior_predictive=ppc, coords=coords, dims=dims)
+    ppc, loglik = posterior_draws(model, mcmc.get_samples(), key_ppc, model_kwargs)
+    idata = az.from_numpyro(
+        mcmc, prior=prior, posterior_predictive=ppc, log_likelihood=False, coords=coords, dims=dims
+    )
+    chains = mcmc.num_chains
+    idata.add_groups(log_likelihood={k: np.asarray(v).reshape(chains, -1) for k, v in loglik.items()})
     for group in idata.groups():
         idata[group].attrs.update({k: str(v) for k, v in attrs.items()})
     return idata
@@ -70,7 +75,7 @@ def from_draws(
     ensemble's misfit per step), whose dimensions need not be (chain, draw).
     """
     import jax
-    from numpyro.infer import Predictive, log_likelihood
+    from numpyro.infer import Predictive
 
     key_prior, key_ppc = jax.random.split(jax.random.PRNGKey(seed + 1))
     y = model_kwargs.get("y") or {}
@@ -78,8 +83,7 @@ def from_draws(
     chains, draws = next(iter(samples.values())).shape[:2]
     flat = {k: np.asarray(v).reshape(chains * draws) for k, v in samples.items()}
     prior = Predictive(model, num_samples=n_prior)(key_prior, **no_obs)
-    ppc = Predictive(model, flat)(key_ppc, **no_obs)
-    loglik = log_likelihood(model, flat, **model_kwargs)
+    ppc, loglik = posterior_draws(model, flat, key_ppc, model_kwargs)
 
     def by_chain(values: dict) -> dict:
         return {k: np.asarray(values[k]).reshape(chains, draws, -1) for k in y}
@@ -99,3 +103,32 @@ def from_draws(
     for group in new.groups():
         new[group].attrs.update({k: str(v) for k, v in attrs.items()})
     return new
+
+
+def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict, dict]:
+    """({observed site: a posterior predictive draw per sample}, {observed site: its
+    log-likelihood at the data per sample}) from one compiled model run per sample ({site: (n,
+    ...)}). NumPyro's ``Predictive`` and ``log_likelihood`` run the forward model once each: for
+    ``battery.p2d`` on 4,000 draws that was 6 s apiece (measured)."""
+    import jax
+    from numpyro import handlers
+
+    observed = set(model_kwargs.get("y") or {})
+
+    def one(draw):
+        params, k = draw
+        seeded = handlers.seed(handlers.substitute(model, params), rng_seed=k)
+        sites = handlers.trace(seeded).get_trace(**model_kwargs)
+        keys = dict(zip(sorted(observed), jax.random.split(k, len(observed)), strict=True))
+        fns = {name: sites[name]["fn"] for name in observed}
+        return (
+            {name: fn.sample(keys[name]) for name, fn in fns.items()},
+            {name: fn.log_prob(sites[name]["value"]) for name, fn in fns.items()},
+        )
+
+    # On the host: a parallel NUTS run's draws come sharded over its chains' devices
+    samples = {k: np.asarray(v) for k, v in samples.items()}
+    n = len(next(iter(samples.values())))
+    draws = (samples, jax.random.split(key, n))
+    ppc, loglik = jax.jit(lambda d: jax.lax.map(one, d, batch_size=DRAWS_PER_BATCH))(draws)
+    return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}

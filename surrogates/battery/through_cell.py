@@ -112,15 +112,37 @@ def cell_voltage(xp, surfaces: dict, reaction: dict, current_a, negative_j0_scal
     """(terminal voltage [V], residual [V] (..., 2M)) from each electrode's surface
     stoichiometries at its nodes ``surfaces[domain]`` (..., M), its reaction's Legendre
     coefficients ``reaction[domain]`` (..., 4), the current [A] and c_e at the nodes."""
+    terms = electrode_terms(xp, surfaces, current_a, negative_j0_scale, c_e_n, c_e_p)
+    return _voltage(xp, terms, reaction, current_a)
+
+
+def solve_cell(xp, surfaces: dict, current_a, negative_j0_scale, c_e_n, c_e_p, steps: int = 8):
+    """(the reaction ``solve_reaction`` finds in each electrode, ``cell_voltage`` there), with
+    the node terms (OCP, exchange current, conductivities) computed once for both."""
+    terms = electrode_terms(xp, surfaces, current_a, negative_j0_scale, c_e_n, c_e_p)
+    reaction = {k: _solve(xp, v, steps) for k, v in terms.items()}
+    return reaction, _voltage(xp, terms, reaction, current_a)
+
+
+def electrode_terms(xp, surfaces: dict, current_a, negative_j0_scale, c_e_n, c_e_p) -> dict:
+    """{domain: its ``_NodeTerms``} at the nodes' surfaces and c_e."""
     current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e_n[..., 0]
-    b, residuals, drop = {}, [], current_density * electrolyte.THICKNESS_M[1] / _SEPARATOR_KAPPA
     scales = {"negative": negative_j0_scale, "positive": 1.0}
-    for domain, c_e in zip(DOMAINS, (c_e_n, c_e_p), strict=True):
-        terms = _node_terms(xp, domain, surfaces[domain], c_e, current_density, scales[domain])
-        b_k = terms.balance(reaction[domain])
-        b[domain] = b_k @ terms.weights
+    return {
+        domain: _node_terms(xp, domain, surfaces[domain], c_e, current_density, scales[domain])
+        for domain, c_e in zip(DOMAINS, (c_e_n, c_e_p), strict=True)
+    }
+
+
+def _voltage(xp, terms: dict, reaction: dict, current_a):
+    """``cell_voltage`` from the electrodes' node terms."""
+    current_density = current_a / chen2020._AREA_M2 + 0.0 * terms["negative"].fixed[..., 0]
+    b, residuals, drop = {}, [], current_density * electrolyte.THICKNESS_M[1] / _SEPARATOR_KAPPA
+    for domain in DOMAINS:
+        b_k = terms[domain].balance(reaction[domain])
+        b[domain] = b_k @ terms[domain].weights
         residuals.append(b_k - b[domain][..., None])
-        drop = drop + current_density * terms.electrolyte_drop_per_current(reaction[domain])
+        drop = drop + current_density * terms[domain].electrolyte_drop_per_current(reaction[domain])
     return b["positive"] - b["negative"] - drop, xp.concatenate(residuals, -1)
 
 
@@ -199,13 +221,22 @@ def solve_reaction(xp, domain: str, surfaces, c_e, current_a, j0_scale=1.0, step
     JAX). At a converged solve that step's derivative is the implicit function theorem's,
     −(∂r/∂δ)⁺·∂r/∂inputs, so a gradient costs one step's, not every step's."""
     current_density = current_a / chen2020._AREA_M2 + 0.0 * c_e[..., 0]
-    terms = _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale)
+    return _solve(xp, _node_terms(xp, domain, surfaces, c_e, current_density, j0_scale), steps)
+
+
+def _solve(xp, terms: _NodeTerms, steps: int):
+    """``solve_reaction`` on one electrode's node terms."""
     frozen = dataclasses.replace(
         terms, **{f.name: _stop_gradient(xp, getattr(terms, f.name)) for f in dataclasses.fields(terms)[1:]}
     )
     delta = 0.0 * frozen.fixed[..., :N_REACTION_MODES]
-    for _ in range(steps - 1):
-        delta = _newton_step(xp, frozen, delta)
+    if getattr(xp, "__name__", "") == "jax.numpy":  # one step in the graph, not steps − 1
+        import jax
+
+        delta = jax.lax.fori_loop(0, steps - 1, lambda _, d: _newton_step(xp, frozen, d), delta)
+    else:
+        for _ in range(steps - 1):
+            delta = _newton_step(xp, frozen, delta)
     return _newton_step(xp, terms, delta)
 
 
