@@ -480,10 +480,9 @@ def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
         out = model(b["z"])
         logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
-        reaction = solve_reactions(torch, surfaces, *args)
-        with_term = node_voltage(torch, surfaces, reaction, out[..., 2], *args)
-        physics = node_voltage(torch, surfaces, reaction, 0.0 * out[..., 2], *args)
-        _, residual = through_cell.cell_voltage(torch, surfaces, reaction, *args)
+        _, (cell_v, residual) = through_cell.solve_cell(torch, surfaces, *args, SOLVE_STEPS)
+        with_term = _terminal(torch, cell_v, surfaces, out[..., 2])
+        physics = _terminal(torch, cell_v, surfaces, 0.0 * out[..., 2])
 
     def rmse(a, ref):
         return float((a - ref).square().mean().sqrt())
