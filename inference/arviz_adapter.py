@@ -7,9 +7,6 @@ import numpy as np
 
 __all__ = ["from_draws", "posterior_draws", "replace_posterior", "to_inference_data"]
 
-# draws evaluated together in ``posterior_draws``: vectorised, with memory bounded on long records
-DRAWS_PER_BATCH = 250
-
 
 def to_inference_data(
     mcmc, model, model_kwargs: dict, *, seed: int, coords: dict, dims: dict, attrs: dict, n_prior: int = 500
@@ -130,5 +127,5 @@ def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict
     samples = {k: np.asarray(v) for k, v in samples.items()}
     n = len(next(iter(samples.values())))
     draws = (samples, jax.random.split(key, n))
-    ppc, loglik = jax.jit(lambda d: jax.lax.map(one, d, batch_size=DRAWS_PER_BATCH))(draws)
+    ppc, loglik = jax.jit(jax.vmap(one))(draws)
     return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}
