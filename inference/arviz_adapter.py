@@ -5,7 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-__all__ = ["from_draws", "posterior_draws", "replace_posterior", "to_inference_data"]
+__all__ = ["from_draws", "one_pass", "posterior_draws", "replace_posterior", "to_inference_data"]
 
 
 def to_inference_data(
@@ -108,24 +108,38 @@ def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict
     ...)}). NumPyro's ``Predictive`` and ``log_likelihood`` run the forward model once each: for
     ``battery.p2d`` on 4,000 draws that was 6 s apiece (measured)."""
     import jax
+
+    # On the host: a parallel NUTS run's draws come sharded over its chains' devices
+    samples = {k: np.asarray(v) for k, v in samples.items()}
+    n = len(next(iter(samples.values())))
+    ppc, loglik = one_pass(model, model_kwargs)((samples, jax.random.split(key, n)))
+    return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}
+
+
+def one_pass(model, model_kwargs: dict):
+    """The compiled map behind ``posterior_draws``: (draws, keys) -> (predictive, log-likelihood).
+
+    The draws run one after another (``lax.map``), not side by side (``vmap``): vmapped, a
+    correlated-error likelihood factors a batch of matrices per observed site, and jaxlib 0.10's
+    batched LAPACK kernels split their batch over the XLA CPU thread pool they already run on.
+    Two such factorizations at once hold both of a 2-core machine's threads, each waiting for
+    work queued behind the other: ``bayespinn demo`` and two calibrations hung for the whole of a
+    CI run (native stacks: both pool threads in ``lapack_dpotrf_ffi``'s ``ParallelBatchMap``).
+    One matrix at a time, the kernel runs inline."""
+    import jax
     from numpyro import handlers
 
-    observed = set(model_kwargs.get("y") or {})
+    observed = sorted(model_kwargs.get("y") or {})
 
     def one(draw):
         params, k = draw
         seeded = handlers.seed(handlers.substitute(model, params), rng_seed=k)
         sites = handlers.trace(seeded).get_trace(**model_kwargs)
-        keys = dict(zip(sorted(observed), jax.random.split(k, len(observed)), strict=True))
+        keys = dict(zip(observed, jax.random.split(k, len(observed)), strict=True))
         fns = {name: sites[name]["fn"] for name in observed}
         return (
             {name: fn.sample(keys[name]) for name, fn in fns.items()},
             {name: fn.log_prob(sites[name]["value"]) for name, fn in fns.items()},
         )
 
-    # On the host: a parallel NUTS run's draws come sharded over its chains' devices
-    samples = {k: np.asarray(v) for k, v in samples.items()}
-    n = len(next(iter(samples.values())))
-    draws = (samples, jax.random.split(key, n))
-    ppc, loglik = jax.jit(jax.vmap(one))(draws)
-    return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}
+    return jax.jit(lambda draws: jax.lax.map(one, draws))

@@ -131,8 +131,11 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
     space = unconstrained(model, supports, kwargs)
     potential = space.potential
     z_map, g, hessian = newton_mode(potential, space.to_z(start))
-    scale_tril = jnp.linalg.cholesky(jnp.linalg.inv(hessian))
-    decrement = g @ jnp.linalg.solve(hessian, g)
+    # One factorization feeds both: two independent batched LAPACK calls can run at once, and
+    # at once they can wedge XLA's CPU thread pool (see inference.arviz_adapter.one_pass)
+    cov = jnp.linalg.inv(hessian)
+    scale_tril = jnp.linalg.cholesky(cov)
+    decrement = g @ cov @ g
     fit_key, draw_key = jax.random.split(key)
     if settings.guide == "mvn":
         loc, scale_tril, elbo = _svi_from(model, kwargs, settings, fit_key, z_map, scale_tril)
