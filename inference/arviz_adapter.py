@@ -112,7 +112,9 @@ def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict
     # On the host: a parallel NUTS run's draws come sharded over its chains' devices
     samples = {k: np.asarray(v) for k, v in samples.items()}
     n = len(next(iter(samples.values())))
-    ppc, loglik = one_pass(model, model_kwargs)((samples, jax.random.split(key, n)))
+    # Waiting in block_until_ready releases the GIL, which a network surrogate's host callback
+    # needs; np.asarray on a pending array waits holding it (see inference.correction._host)
+    ppc, loglik = jax.block_until_ready(one_pass(model, model_kwargs)((samples, jax.random.split(key, n))))
     return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}
 
 

@@ -94,9 +94,12 @@ def _host(values) -> np.ndarray:
 
 
 def _batched(scalar):
+    """``scalar`` over a batch of points, one after another: vmapped, a correlated-error
+    likelihood's batched LAPACK calls can wedge XLA's CPU thread pool (see
+    ``inference.arviz_adapter.one_pass``); importance weights hung so, twice."""
     import jax
 
-    return jax.jit(jax.vmap(scalar))
+    return jax.jit(lambda points: jax.lax.map(scalar, points))
 
 
 def importance(
