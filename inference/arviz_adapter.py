@@ -5,6 +5,8 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
+from inference.batching import over_points
+
 __all__ = ["from_draws", "one_pass", "posterior_draws", "replace_posterior", "to_inference_data"]
 
 
@@ -119,15 +121,8 @@ def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict
 
 
 def one_pass(model, model_kwargs: dict):
-    """The compiled map behind ``posterior_draws``: (draws, keys) -> (predictive, log-likelihood).
-
-    The draws run one after another (``lax.map``), not side by side (``vmap``): vmapped, a
-    correlated-error likelihood factors a batch of matrices per observed site, and jaxlib 0.10's
-    batched LAPACK kernels split their batch over the XLA CPU thread pool they already run on.
-    Two such factorizations at once hold both of a 2-core machine's threads, each waiting for
-    work queued behind the other: ``bayespinn demo`` and two calibrations hung for the whole of a
-    CI run (native stacks: both pool threads in ``lapack_dpotrf_ffi``'s ``ParallelBatchMap``).
-    One matrix at a time, the kernel runs inline."""
+    """The compiled map behind ``posterior_draws``: (draws, keys) -> (predictive, log-likelihood),
+    vmapped over the draws unless that makes batched LAPACK calls (``inference.batching``)."""
     import jax
     from numpyro import handlers
 
@@ -144,4 +139,4 @@ def one_pass(model, model_kwargs: dict):
             {name: fn.log_prob(sites[name]["value"]) for name, fn in fns.items()},
         )
 
-    return jax.jit(lambda draws: jax.lax.map(one, draws))
+    return over_points(one)

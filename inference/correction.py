@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inference.batching import over_points
+
 __all__ = ["K_HAT_MAX", "Potentials", "delayed_acceptance", "importance", "laplace_moments"]
 
 K_HAT_MAX = 0.7
@@ -63,8 +65,8 @@ class Potentials:
 
         reference = _scalar_potential(reference_model, model_kwargs, unravel)
         return cls(
-            _batched(_scalar_potential(surrogate_model, model_kwargs, unravel)),
-            _batched(reference),
+            over_points(_scalar_potential(surrogate_model, model_kwargs, unravel)),
+            over_points(reference),
             to_flat,
             from_flat,
             reference,
@@ -74,7 +76,7 @@ class Potentials:
     def with_surrogate(self, model, model_kwargs: dict) -> Potentials:
         """The same potentials with another model as the stage-1 screen."""
         return dataclasses.replace(
-            self, surrogate=_batched(_scalar_potential(model, model_kwargs, self.unravel))
+            self, surrogate=over_points(_scalar_potential(model, model_kwargs, self.unravel))
         )
 
 
@@ -91,15 +93,6 @@ def _host(values) -> np.ndarray:
     import jax
 
     return np.asarray(jax.block_until_ready(values))
-
-
-def _batched(scalar):
-    """``scalar`` over a batch of points, one after another: vmapped, a correlated-error
-    likelihood's batched LAPACK calls can wedge XLA's CPU thread pool (see
-    ``inference.arviz_adapter.one_pass``); importance weights hung so, twice."""
-    import jax
-
-    return jax.jit(lambda points: jax.lax.map(scalar, points))
 
 
 def importance(
