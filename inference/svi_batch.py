@@ -132,7 +132,7 @@ def _fit_one(model, supports: dict, kwargs: dict, start: dict, settings: SVISett
     potential = space.potential
     z_map, g, hessian = newton_mode(potential, space.to_z(start))
     # One factorization feeds both: two independent batched LAPACK calls can run at once, and
-    # at once they can wedge XLA's CPU thread pool (see inference.arviz_adapter.one_pass)
+    # at once they can wedge XLA's CPU thread pool (see inference.batching)
     cov = jnp.linalg.inv(hessian)
     scale_tril = jnp.linalg.cholesky(cov)
     decrement = g @ cov @ g
