@@ -156,10 +156,7 @@ def sample(prep: Prepared, progress: bool = True):
 
     idata, wall = run_engine(prep, progress)
     table = summary(idata, list(prep.study.priors), prep.study.truth or None)
-    diagnostics = {**verdict(idata, table), "wall_time_s": wall}
-    bounds = {k: p.support() for k, p in prep.study.priors.items()}
-    log_scale = {k for k, p in prep.study.priors.items() if p.kind == "loguniform"}
-    diagnostics["flags"] = bound_flags(idata, bounds, log_scale=log_scale) + domain_flags(prep, idata)
+    diagnostics = {**verdict(idata, table), "wall_time_s": wall, "flags": _flags(prep, idata)}
     engine = prep.study.inference.engine
     if engine in APPROXIMATE:
         diagnostics["approximation"] = APPROXIMATE[engine]
@@ -167,6 +164,13 @@ def sample(prep: Prepared, progress: bool = True):
         attrs = {k: idata.posterior.attrs[k] for k in idata.posterior.attrs}
         return _corrected(prep, idata, table, diagnostics, attrs)
     return idata, table, diagnostics
+
+
+def _flags(prep: Prepared, idata) -> list[str]:
+    """What shapes the posterior besides the data: a prior's bound, the surrogate's box."""
+    bounds = {k: p.support() for k, p in prep.study.priors.items()}
+    log_scale = {k for k, p in prep.study.priors.items() if p.kind == "loguniform"}
+    return bound_flags(idata, bounds, log_scale=log_scale) + domain_flags(prep, idata)
 
 
 def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
@@ -202,6 +206,10 @@ def _corrected(prep: Prepared, idata, table, diagnostics: dict, attrs: dict):
     else:
         checks = verdict(new, new_table)
         checks["converged"] = diagnostics["converged"] and not checks["warnings"]
+    # The flags are the corrected posterior's, of the reference: a surrogate chain stuck at a bound
+    # the reference weighs at zero leaves the corrected draws clear of it (its flag stays in
+    # surrogate_run), and the surrogate's box no longer bounds what the draws mean.
+    checks["flags"] = _flags(dataclasses.replace(prep, model=ref), new)
     wall = diagnostics["wall_time_s"] + record["wall_time_s"]
     return new, new_table, {**checks, "wall_time_s": wall, "surrogate_run": diagnostics, "correction": record}
 

@@ -73,8 +73,8 @@ from surrogates.battery import chen2020, p2d_pinn, p2d_reference
 # PyBOP's default solver (pybop.pybamm.RecommendedSolver): IDAKLU at these tolerances.
 PYBOP_TOLERANCES = {"rtol": 1e-6, "atol": 1e-6}
 # PyBOP samples log10 of the two scales (the DFN's inputs below): a uniform prior on [-1, 1] is
-# the project's LogUniform(0.1, 10) on the scales, and PyBOP's start, the prior mean 0, is
-# NumPyro's start (init_to_median: scales 1).
+# the project's LogUniform(0.1, 10) on the scales. PyBOP starts at the prior mean 0 (scales 1),
+# our chains at the best of 16 prior draws each (``inference.nuts.chain_starts``).
 PYBOP_NAMES = tuple(f"log10 {k}" for k in SCALES)
 GOAL_GRAD_RATIO = 1000.0
 GOAL_POSTERIOR_S = 60.0

@@ -116,3 +116,14 @@ def test_importance_run_reports_its_weights_not_the_resampled_chains(tmp_path):
     below = record["ess"] < 400
     assert below == any("importance weights: effective sample size" in w for w in diagnostics["warnings"])
     assert diagnostics["converged"] == (not diagnostics["warnings"])
+    # The flags describe the posterior written, judged with the reference (whose box is not the
+    # surrogate's); the surrogate chains' own stay with them.
+    import dataclasses
+
+    from bayespinn.pipeline import _flags
+    from bayespinn.reference import reference_of
+
+    prep = prepare(load_study(path))
+    written = az.from_netcdf(str(run.dir / "posterior.nc"))
+    assert diagnostics["flags"] == _flags(dataclasses.replace(prep, model=reference_of(prep)[0]), written)
+    assert "flags" in diagnostics["surrogate_run"]

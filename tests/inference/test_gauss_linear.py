@@ -78,8 +78,8 @@ def test_exact_posterior_is_strongly_correlated():
 # Tolerances, in units of the exact posterior sd. NUTS gives ESS ≈ 800 per coordinate from the
 # 2000 draws here, so the Monte Carlo error of a mean is ≈ 0.035 sd, of an sd ≈ 2.5 %, of a
 # correlation ≈ 0.02 (≈ (1 − ρ²)/√ESS): the bounds sit at 2.5–4 such errors, and a sampler with a
-# bias of that size fails them. Fixed-length HMC gets looser bounds (its draws here: mean within
-# 0.03 sd, sds within 3.5 %, correlations within 0.04 of exact).
+# bias of that size fails them. Fixed-length HMC gets looser bounds: its step size is jittered
+# (``inference.nuts._jittered``), and its sds over seeds 0–9 were still within 11 % (seed 0: 4 %).
 @pytest.mark.parametrize(
     "kernel, mean_tol, sd_rtol, corr_tol",
     [
