@@ -70,18 +70,18 @@ def test_each_chain_starts_at_the_best_of_its_own_draws():
     the four chains' draws differ. One candidate per chain: the starts are plain prior draws."""
     mode = 0.3 * 100.0 / 101.0
     starts = chain_starts(normal_model, {"y": jnp.asarray(0.3)}, 4, jax.random.PRNGKey(0), candidates=256)
-    theta = np.asarray(starts["theta"])
+    theta = np.asarray(starts.z["theta"])
     assert theta.shape == (4,)
     assert np.all(np.abs(theta - mode) < 0.05), theta
     assert len(set(theta.tolist())) == 4
     plain = chain_starts(normal_model, {"y": jnp.asarray(0.3)}, 400, jax.random.PRNGKey(1), candidates=1)
-    assert abs(np.std(plain["theta"]) - 1.0) < 0.1  # the prior's sd, ±2.8 standard errors
+    assert abs(np.std(plain.z["theta"]) - 1.0) < 0.1  # the prior's sd, ±2.8 standard errors
 
 
 def test_starts_are_unconstrained_and_one_chain_has_no_chain_axis():
     """A U(0, 10) site's start comes back on the real line (NumPyro's ``init_params``)."""
     starts = chain_starts(two_basin_model, {"y": _record()}, 1, jax.random.PRNGKey(2), candidates=256)
-    z = np.asarray(starts["theta"])
+    z = np.asarray(starts.z["theta"])
     assert z.shape == ()
     theta = 10.0 / (1.0 + np.exp(-z))  # the inverse of biject_to(interval(0, 10))
     assert abs(theta - TRUTH) < 0.15  # one of 256 draws lands within 0.15 of it: P(miss) = 0.97^256 ≈ 4e-4
