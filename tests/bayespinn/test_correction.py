@@ -3,14 +3,15 @@ against the exact grid posterior of ``check-exact`` on the real SMIB system."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import arviz as az
 import pytest
 
 from bayespinn.errors import UserError
-from bayespinn.pipeline import calibrate, prepare
-from bayespinn.reference import check_exact
+from bayespinn.pipeline import _flags, calibrate, prepare
+from bayespinn.reference import check_exact, reference_of
 from bayespinn.study import load_study
 from tests.bayespinn.helpers import write_study
 
@@ -118,11 +119,6 @@ def test_importance_run_reports_its_weights_not_the_resampled_chains(tmp_path):
     assert diagnostics["converged"] == (not diagnostics["warnings"])
     # The flags describe the posterior written, judged with the reference (whose box is not the
     # surrogate's); the surrogate chains' own stay with them.
-    import dataclasses
-
-    from bayespinn.pipeline import _flags
-    from bayespinn.reference import reference_of
-
     prep = prepare(load_study(path))
     written = az.from_netcdf(str(run.dir / "posterior.nc"))
     assert diagnostics["flags"] == _flags(dataclasses.replace(prep, model=reference_of(prep)[0]), written)
