@@ -23,9 +23,10 @@ from torch.distributions.transforms import ExpTransform
 from torch.distributions.utils import broadcast_all
 
 from inference.model import ModelSpec, sigma_site
+from inference.nuts import START_CANDIDATES
 from inference.priors import KINDS, Prior
 
-__all__ = ["PyroResult", "PyroSettings", "build_pyro_model", "prior_distribution", "run_pyro"]
+__all__ = ["PyroResult", "PyroSettings", "build_pyro_model", "chain_start", "prior_distribution", "run_pyro"]
 
 _F64 = torch.float64
 _GUIDES = ("normal", "mvn", "flow", "laplace")
@@ -201,6 +202,33 @@ def _latent_sites(spec: ModelSpec) -> list[str]:
     return [*spec.priors, *inferred]
 
 
+def chain_start(model, y: dict, candidates: int = START_CANDIDATES) -> dict | None:
+    """The chain's start in unconstrained space (Pyro's ``initial_params``): the most probable of
+    ``candidates`` draws from the prior, by the potential energy NUTS samples; the draws follow
+    Pyro's global seed. None when no draw has a finite energy (or a forward that is not NaN):
+    the kernel's ``init_to_median`` then starts the chain, or says it cannot. The NumPyro
+    backend's rule: ``inference.nuts.chain_starts`` says why the prior's median is not enough."""
+    from pyro import poutine
+    from pyro.infer.mcmc.util import initialize_model
+
+    try:
+        _, potential_fn, transforms, _ = initialize_model(model, model_kwargs={"y": y})
+    except ValueError:  # Pyro found no valid start in 100 draws either; the kernel will say so
+        return None
+    best, lowest = None, math.inf
+    with torch.no_grad():
+        for _ in range(candidates):
+            try:
+                trace = poutine.trace(model).get_trace(y=y)
+                z = {name: t(trace.nodes[name]["value"]) for name, t in transforms.items()}
+                energy = float(potential_fn(z))
+            except ValueError:  # a distribution's check refused a NaN the forward gave there
+                continue
+            if energy < lowest:  # NaN never is
+                best, lowest = z, energy
+    return best
+
+
 def _nuts_chain(model, y: dict, settings: PyroSettings, chain: int, progress: bool):
     """One NUTS chain: draws per site, each (samples,), and a (samples,) bool of divergences."""
     from pyro.infer import MCMC, NUTS
@@ -214,7 +242,11 @@ def _nuts_chain(model, y: dict, settings: PyroSettings, chain: int, progress: bo
         init_strategy=init_to_median,
     )
     mcmc = MCMC(
-        kernel, num_samples=settings.samples, warmup_steps=settings.warmup, disable_progbar=not progress
+        kernel,
+        num_samples=settings.samples,
+        warmup_steps=settings.warmup,
+        initial_params=chain_start(model, y),
+        disable_progbar=not progress,
     )
     mcmc.run(y=y)
     draws = {k: v.detach().numpy()[0] for k, v in mcmc.get_samples(group_by_chain=True).items()}
