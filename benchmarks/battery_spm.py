@@ -38,7 +38,7 @@ numpyro.enable_x64()  # before JAX starts its backend: float64 everywhere, as Py
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_timing import per_call_s, run, sig
+from bench_timing import per_call_s, processor, run, sig
 
 from surrogates import registry
 from surrogates.battery import chen2020, spm_reference
@@ -235,7 +235,7 @@ def machine() -> dict:
 
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": processor(),
         "cpu_count": os.cpu_count(),
         "load_average_1min_at_start": sig(os.getloadavg()[0], 3),
         "python": platform.python_version(),

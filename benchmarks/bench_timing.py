@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import jax
 
-__all__ = ["per_call_s", "run", "sig"]
+__all__ = ["per_call_s", "processor", "run", "sig"]
 
 
 def sig(x: float, digits: int = 4) -> float:
@@ -34,3 +36,13 @@ def per_call_s(fn, repeats: int, min_s: float) -> float:
         elapsed = run(fn, number)
     times = [elapsed / number] + [run(fn, number) / number for _ in range(repeats - 1)]
     return statistics.median(times)
+
+
+def processor() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else the architecture. Runs on the same kind
+    of 2-core machine have met different CPUs: the DFN surrogate's likelihood gradient took
+    2.3 ms on an Intel Xeon and 4.8 ms on an AMD EPYC."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()

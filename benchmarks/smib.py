@@ -43,7 +43,7 @@ numpyro.enable_x64()
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_timing import per_call_s, run, sig
+from bench_timing import per_call_s, processor, run, sig
 
 from surrogates.power import smib, smib_reference
 
@@ -277,7 +277,7 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(),
         "load_average_1min_at_start": sig(os.getloadavg()[0], 3),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": processor(),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_devices": [str(d) for d in jax.devices()],

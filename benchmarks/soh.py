@@ -61,7 +61,7 @@ numpyro.enable_x64()
 import jax
 import numpy as np
 import pandas as pd
-from bench_timing import sig
+from bench_timing import processor, sig
 
 from bayespinn.pipeline import calibrate
 from bayespinn.soh import run_soh
@@ -330,7 +330,7 @@ def machine() -> dict:
 
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": processor(),
         "cpu_count": CPUS,
         "load_average_1min_at_start": sig(os.getloadavg()[0], 3),
         "python": platform.python_version(),
