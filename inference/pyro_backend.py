@@ -205,7 +205,7 @@ def _latent_sites(spec: ModelSpec) -> list[str]:
 def chain_start(model, y: dict, candidates: int = START_CANDIDATES) -> dict | None:
     """The chain's start in unconstrained space (Pyro's ``initial_params``): the most probable of
     ``candidates`` draws from the prior, by the potential energy NUTS samples; the draws follow
-    Pyro's global seed. None when no draw has a finite energy (or a forward that is not NaN):
+    Pyro's global seed. None when no draw has a finite energy (a NaN forward counts as none):
     the kernel's ``init_to_median`` then starts the chain, or says it cannot. The NumPyro
     backend's rule: ``inference.nuts.chain_starts`` says why the prior's median is not enough."""
     from pyro import poutine
