@@ -24,7 +24,14 @@ from scipy import special
 from inference.model import ModelSpec, Noise, build_model, sigma_site
 from inference.nuts import MCMCSettings, run_mcmc
 from inference.priors import Prior, distribution
-from inference.pyro_backend import PyroSettings, build_pyro_model, chain_start, prior_distribution, run_pyro
+from inference.pyro_backend import (
+    PyroSettings,
+    _f64,
+    build_pyro_model,
+    chain_start,
+    prior_distribution,
+    run_pyro,
+)
 from tests.inference.test_gauss_linear import NAMES, PRIOR_LOC, PRIOR_SCALE, SIGMA, X, Y, _exact_posterior
 
 PRIORS = [
@@ -265,10 +272,6 @@ def test_pyro_and_numpyro_nuts_agree_on_smib_surrogate():
         tol = 4 * math.hypot(float(az.mcse(a)), float(az.mcse(b)))
         assert abs(a.mean() - b.mean()) < tol, (name, a.mean(), b.mean(), tol)
         assert abs(a.std() / b.std() - 1) < 0.15, (name, a.std(), b.std())
-
-
-def _f64(x):
-    return torch.tensor(x, dtype=torch.float64)
 
 
 def _normal_model(y=None):
