@@ -116,22 +116,24 @@ def posterior_draws(model, samples: dict, key, model_kwargs: dict) -> tuple[dict
     n = len(next(iter(samples.values())))
     # Waiting in block_until_ready releases the GIL, which a network surrogate's host callback
     # needs; np.asarray on a pending array waits holding it (see inference.correction._host)
-    ppc, loglik = jax.block_until_ready(one_pass(model, model_kwargs)((samples, jax.random.split(key, n))))
+    run = one_pass(model, model_kwargs)
+    ppc, loglik = jax.block_until_ready(run((samples, jax.random.split(key, n)), model_kwargs))
     return {k: np.asarray(v) for k, v in ppc.items()}, {k: np.asarray(v) for k, v in loglik.items()}
 
 
 def one_pass(model, model_kwargs: dict):
-    """The compiled map behind ``posterior_draws``: (draws, keys) -> (predictive, log-likelihood),
-    vmapped over the draws unless that makes batched LAPACK calls (``inference.batching``)."""
+    """The compiled map behind ``posterior_draws``: ((draws, keys), model_kwargs) -> (predictive,
+    log-likelihood), vmapped over the draws unless that makes batched LAPACK calls
+    (``inference.batching``). ``model_kwargs`` names the observed sites; the call's own are run."""
     import jax
     from numpyro import handlers
 
     observed = sorted(model_kwargs.get("y") or {})
 
-    def one(draw):
+    def one(draw, kwargs):
         params, k = draw
         seeded = handlers.seed(handlers.substitute(model, params), rng_seed=k)
-        sites = handlers.trace(seeded).get_trace(**model_kwargs)
+        sites = handlers.trace(seeded).get_trace(**kwargs)
         keys = dict(zip(observed, jax.random.split(k, len(observed)), strict=True))
         fns = {name: sites[name]["fn"] for name in observed}
         return (

@@ -25,23 +25,28 @@ def batched_lapack_calls(stablehlo: str) -> list[str]:
 
 
 def over_points(fn):
-    """``fn`` mapped over the leading axis of its one (pytree) argument, compiled: ``vmap`` unless
-    the vmapped program would make a batched LAPACK call, else ``lax.map``. Decided once per
-    argument structure and shapes, from the lowered program; ``call.choices`` records each
-    decision ("vmap" or "lax.map")."""
+    """``fn(point, *shared)`` mapped over the leading axis of ``points`` (a pytree), compiled:
+    ``call(points, *shared)``. ``shared`` (a data set) goes whole to every point as an argument
+    of the compiled program, not a constant inside it, so one program serves every data set of
+    the same shapes: closed over, each SMIB data set of a coverage check compiled its own (about
+    1 s each, for the chains' starts and again for the posterior's predictive draws).
+
+    ``vmap`` unless the vmapped program would make a batched LAPACK call, else ``lax.map``.
+    Decided once per argument structure and shapes, from the lowered program; ``call.choices``
+    records each decision ("vmap" or "lax.map")."""
     import jax
 
-    vmapped = jax.jit(jax.vmap(fn))
-    mapped = jax.jit(lambda points: jax.lax.map(fn, points))
+    vmapped = jax.jit(lambda points, *shared: jax.vmap(lambda p: fn(p, *shared))(points))
+    mapped = jax.jit(lambda points, *shared: jax.lax.map(lambda p: fn(p, *shared), points))
     chosen = {}
 
-    def call(points):
-        leaves, tree = jax.tree.flatten(points)
+    def call(points, *shared):
+        leaves, tree = jax.tree.flatten((points, shared))
         key = (tree, tuple((jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves))
         if key not in chosen:
-            unsafe = batched_lapack_calls(vmapped.lower(points).as_text())
+            unsafe = batched_lapack_calls(vmapped.lower(points, *shared).as_text())
             chosen[key] = ("lax.map", mapped) if unsafe else ("vmap", vmapped)
-        return chosen[key][1](points)
+        return chosen[key][1](points, *shared)
 
     call.choices = chosen
     return call

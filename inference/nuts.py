@@ -28,15 +28,33 @@ class MCMCSettings:
     chain_method: str = "auto"  # auto | parallel | vectorized | sequential
 
 
-def _chain_method(settings: MCMCSettings) -> str:
+def _chain_method(settings: MCMCSettings):
     import jax
 
-    if settings.chain_method != "auto":
-        return settings.chain_method
-    chains = settings.chains
-    # Parallel needs one XLA device per chain (numpyro.set_host_device_count, called before JAX
-    # starts); otherwise vectorised chains share one compiled computation.
-    return "parallel" if jax.local_device_count() >= chains else "vectorized"
+    method = settings.chain_method
+    if method == "auto":
+        # Parallel needs one XLA device per chain (numpyro.set_host_device_count, called before
+        # JAX starts); otherwise vectorised chains share one compiled computation.
+        method = "parallel" if jax.local_device_count() >= settings.chains else "vectorized"
+    return _parallel if method == "parallel" else method
+
+
+def _parallel(chain_fn):
+    """NumPyro's "parallel" chains (one device each, ``pmap``), with the model's arguments (the
+    data) passed to the compiled program. NumPyro's own pmap closes over them, which makes them
+    constants of the program: every data set of the same shapes then compiled its own sampler,
+    2.7 s of each 6 s SMIB calibration in a coverage check (measured, AMD EPYC, 2 cores).
+    ``chain_fn`` is NumPyro's ``partial(_single_chain_mcmc, args=…, kwargs=…, …)``."""
+    import functools
+
+    import jax
+
+    if not (isinstance(chain_fn, functools.partial) and {"args", "kwargs"} <= chain_fn.keywords.keys()):
+        return jax.pmap(chain_fn)  # not the call this was written for: NumPyro's own way
+    data = {k: chain_fn.keywords[k] for k in ("args", "kwargs")}
+    rest = {k: v for k, v in chain_fn.keywords.items() if k not in data}
+    mapped = jax.pmap(lambda init, data: chain_fn.func(init, **data, **rest), in_axes=(0, None))
+    return lambda init: mapped(init, data)
 
 
 def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool = True):
@@ -160,10 +178,11 @@ def chain_starts(model, model_kwargs: dict, chains: int, key, candidates: int = 
         }
 
     draws = prior_draws(key)
-    energy_and_grad = jax.value_and_grad(lambda z: potential_energy(model, (), model_kwargs, z))
+    energy_and_grad = jax.value_and_grad(lambda z, kwargs: potential_energy(model, (), kwargs, z))
     # Under an outer trace (data sets vmapped, as in the SBC tests) nothing is concrete: vmap.
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(model_kwargs))
-    energy, grad = (jax.vmap(energy_and_grad) if traced else over_points(energy_and_grad))(draws)
+    over = jax.vmap(energy_and_grad, in_axes=(0, None)) if traced else over_points(energy_and_grad)
+    energy, grad = over(draws, model_kwargs)
     finite = jnp.where(jnp.isnan(energy), jnp.inf, energy).reshape(chains, candidates)
     if not traced and not np.isfinite(np.asarray(finite).min(axis=1)).all():
         return None

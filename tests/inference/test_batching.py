@@ -44,5 +44,5 @@ def test_posterior_draws_of_a_correlated_error_likelihood_run_one_at_a_time():
     n = 64
     draws = {k: jnp.asarray(v) for k, v in _draws(n).items()}
     run = one_pass(model, {"t": T, "y": _data()})
-    run((draws, jax.random.split(jax.random.PRNGKey(0), n)))
+    run((draws, jax.random.split(jax.random.PRNGKey(0), n)), {"t": T, "y": _data()})
     assert [label for label, _ in run.choices.values()] == ["lax.map"]
