@@ -86,6 +86,8 @@ def solve_jax(network: Network, t_s, m, d, rtol: float = 1e-8, atol: float = 1e-
     import jax
     import jax.numpy as jnp
 
+    from surrogates.power.forward_mode import forward_mode
+
     machine = np.flatnonzero(network.machines)
     first = np.flatnonzero(~network.machines)
     n = len(network.buses)
@@ -102,23 +104,27 @@ def solve_jax(network: Network, t_s, m, d, rtol: float = 1e-8, atol: float = 1e-
         return jnp.concatenate([ddelta, domega])
 
     t_s = jnp.asarray(t_s)
-    y0 = np.concatenate([steady_state(network.b, network.p_before), np.zeros(len(machine))])
-    m_, d_ = jnp.asarray(m, float), jnp.asarray(d, float)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
-        diffrax.Tsit5(),
-        t0=0.0,
-        t1=t_s[-1],
-        dt0=0.01,
-        y0=jnp.asarray(y0),
-        args=(m_, d_),
-        saveat=diffrax.SaveAt(ts=t_s),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=16_384,
-        adjoint=diffrax.DirectAdjoint(),  # as smib_reference.solve_jax: pmap-safe gradients
-    )
-    delta, omega_m = sol.ys[:, :n], sol.ys[:, n:]
-    frequency = jax.vmap(lambda x, w: rates(x, w, m_, d_)[0])(delta, omega_m)
+    y0 = jnp.asarray(np.concatenate([steady_state(network.b, network.p_before), np.zeros(len(machine))]))
+
+    def trajectory(args):
+        m_, d_ = args
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=t_s[-1],
+            dt0=0.01,
+            y0=y0,
+            args=args,
+            saveat=diffrax.SaveAt(ts=t_s),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=16_384,
+            adjoint=diffrax.ForwardMode(),  # derivatives: forward_mode's, as smib_reference's
+        )
+        delta, omega_m = sol.ys[:, :n], sol.ys[:, n:]
+        return delta, jax.vmap(lambda x, w: rates(x, w, m_, d_)[0])(delta, omega_m)
+
+    delta, frequency = forward_mode(trajectory)((jnp.asarray(m, float), jnp.asarray(d, float)))
     out = {}
     for i in range(n):
         out[angle_name(i + 1)] = delta[:, i]

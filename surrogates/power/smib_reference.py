@@ -75,30 +75,37 @@ def solve_many(t_s, m, d, P, B, delta0, omega0) -> dict[str, np.ndarray]:
 def solve_jax(t_s, m, d, P, B, delta0, omega0, rtol: float = 1e-8, atol: float = 1e-10):
     """The same trajectory solved by diffrax (Tsit5, adaptive), differentiable in every input.
 
-    Used to run NUTS on the reference model itself; gradients flow by discretise-then-optimise
-    through the adaptive solver.
+    Used to run NUTS on the reference model itself; derivatives are those of the discretised
+    solve, taken in forward mode (``forward_mode``: six parameters).
     """
     import diffrax
     import jax.numpy as jnp
+
+    from surrogates.power.forward_mode import forward_mode
 
     def vector_field(t, y, args):
         m_, d_, P_, B_ = args
         return jnp.stack([y[1], (P_ - d_ * y[1] - B_ * jnp.sin(y[0])) / m_])
 
     t_s = jnp.asarray(t_s)
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
-        diffrax.Tsit5(),
-        t0=0.0,
-        t1=t_s[-1],
-        dt0=0.01,
-        y0=jnp.stack([jnp.asarray(delta0, float), jnp.asarray(omega0, float)]),
-        args=(m, d, P, B),
-        saveat=diffrax.SaveAt(ts=t_s),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=16_384,
-        # DirectAdjoint differentiates through a bounded loop; the default checkpointed adjoint
-        # fails under pmap (parallel NUTS chains) with a closure-conversion error (diffrax #765).
-        adjoint=diffrax.DirectAdjoint(),
-    )
-    return {smib.OBSERVABLES[0]: sol.ys[:, 0], smib.OBSERVABLES[1]: sol.ys[:, 1]}
+
+    def trajectory(inputs):
+        *args, y0 = inputs
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=t_s[-1],
+            dt0=0.01,
+            y0=y0,
+            args=tuple(args),
+            saveat=diffrax.SaveAt(ts=t_s),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=16_384,
+            adjoint=diffrax.ForwardMode(),  # derivatives: forward_mode's (see there)
+        )
+        return sol.ys
+
+    y0 = jnp.stack([jnp.asarray(delta0, float), jnp.asarray(omega0, float)])
+    ys = forward_mode(trajectory)(tuple(jnp.asarray(v, float) for v in (m, d, P, B)) + (y0,))
+    return {smib.OBSERVABLES[0]: ys[:, 0], smib.OBSERVABLES[1]: ys[:, 1]}
