@@ -3,6 +3,13 @@
 import os
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+# `make test` runs 3 pytest-xdist workers on CI's 2 cores. Multi-threaded BLAS and OpenMP
+# (NumPy's OpenBLAS, torch) spin while they wait for their threads, and oversubscribed they
+# slow everything down: three quick SMIB trainings side by side took 108 s each, 39 s with one
+# thread each (measured, AMD EPYC, 2 cores). Set here, before xdist starts its workers, which
+# read it when their libraries load.
+for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
 import tempfile
 
