@@ -190,7 +190,7 @@ def nuts_surrogate(fwd, y, warmup: int, samples: int, seed: int) -> dict:
     import arviz as az
 
     from inference.model import ModelSpec, Noise, build_model
-    from inference.nuts import MCMCSettings, run_mcmc
+    from inference.nuts import MCMCSettings, chain_method_name, run_mcmc
     from inference.priors import Prior
 
     t0 = time.perf_counter()
@@ -213,7 +213,7 @@ def nuts_surrogate(fwd, y, warmup: int, samples: int, seed: int) -> dict:
         "warmup": warmup,
         "samples": samples,
         "draws": CHAINS * samples,
-        "chain_method": mcmc.chain_method,
+        "chain_method": chain_method_name(mcmc),
         "min_ess_bulk": sig(min(float(ess[k]) for k in SCALES)),
         "max_r_hat": sig(max(float(rhat[k]) for k in SCALES), 4),
         "divergences": int(np.sum(extra["diverging"])),

@@ -212,7 +212,7 @@ def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int, chai
     import arviz as az
 
     from inference.model import ModelSpec, Noise, build_model
-    from inference.nuts import MCMCSettings, run_mcmc
+    from inference.nuts import MCMCSettings, chain_method_name, run_mcmc
     from inference.priors import Prior
 
     spec = ModelSpec(
@@ -233,7 +233,7 @@ def _nuts_one(forward, y: np.ndarray, warmup: int, samples: int, seed: int, chai
         "min_ess_bulk": sig(min_ess),
         "ess_per_s": sig(min_ess / wall_s),
         "divergences": int(np.sum(mcmc.get_extra_fields()["diverging"])),
-        "chain_method": mcmc.chain_method,
+        "chain_method": chain_method_name(mcmc),
         "posterior_mean": {k: sig(np.mean(post[k]), 5) for k in ("m", "d")},
     }
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from inference.batching import over_points
 
-__all__ = ["MCMCSettings", "chain_starts", "run_mcmc"]
+__all__ = ["MCMCSettings", "chain_method_name", "chain_starts", "run_mcmc"]
 
 START_CANDIDATES = 16  # prior draws per chain: each chain starts at the most probable of its own
 
@@ -55,6 +55,11 @@ def _parallel(chain_fn):
     rest = {k: v for k, v in chain_fn.keywords.items() if k not in data}
     mapped = jax.pmap(lambda init, data: chain_fn.func(init, **data, **rest), in_axes=(0, None))
     return lambda init: mapped(init, data)
+
+
+def chain_method_name(mcmc) -> str:
+    """How a ``run_mcmc`` run's chains ran: "parallel", "vectorized" or "sequential"."""
+    return "parallel" if mcmc.chain_method is _parallel else str(mcmc.chain_method)
 
 
 def run_mcmc(model, model_kwargs: dict, settings: MCMCSettings, progress: bool = True):

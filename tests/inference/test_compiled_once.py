@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from inference.arviz_adapter import to_inference_data
-from inference.nuts import MCMCSettings, run_mcmc
+from inference.nuts import MCMCSettings, chain_method_name, run_mcmc
 from tests.inference.test_gauss_linear import NAMES, PRIOR_LOC, PRIOR_SCALE, SIGMA, X, _model
 
 SETTINGS = MCMCSettings(chains=2, warmup=300, samples=500, seed=3)
@@ -29,6 +29,7 @@ def _calibrate(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     model = _model()
     mcmc, _ = run_mcmc(model, {"y": {"y": y}}, SETTINGS, progress=False)
+    assert chain_method_name(mcmc) == "parallel"  # conftest gives JAX a device per chain
     idata = to_inference_data(mcmc, model, {"y": {"y": y}}, seed=0, coords={}, dims={}, attrs={})
     summary = az.summary(idata, var_names=list(NAMES))
     return summary["mean"].to_numpy(), summary["mcse_mean"].to_numpy()
