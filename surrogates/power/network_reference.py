@@ -82,11 +82,10 @@ def solve_jax(network: Network, t_s, m, d, rtol: float = 1e-8, atol: float = 1e-
     ``d`` (arrays over every bus; m is used only at the machines): for NUTS on the reference
     model itself. The starting steady state does not depend on m or d, so it is computed once
     with NumPy."""
-    import diffrax
     import jax
     import jax.numpy as jnp
 
-    from surrogates.power.forward_mode import forward_mode
+    from surrogates.power.forward_mode import forward_mode, tsit5_at
 
     machine = np.flatnonzero(network.machines)
     first = np.flatnonzero(~network.machines)
@@ -108,20 +107,8 @@ def solve_jax(network: Network, t_s, m, d, rtol: float = 1e-8, atol: float = 1e-
 
     def trajectory(args):
         m_, d_ = args
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
-            diffrax.Tsit5(),
-            t0=0.0,
-            t1=t_s[-1],
-            dt0=0.01,
-            y0=y0,
-            args=args,
-            saveat=diffrax.SaveAt(ts=t_s),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=16_384,
-            adjoint=diffrax.ForwardMode(),  # derivatives: forward_mode's, as smib_reference's
-        )
-        delta, omega_m = sol.ys[:, :n], sol.ys[:, n:]
+        ys = tsit5_at(vector_field, y0, args, t_s, rtol, atol)
+        delta, omega_m = ys[:, :n], ys[:, n:]
         return delta, jax.vmap(lambda x, w: rates(x, w, m_, d_)[0])(delta, omega_m)
 
     delta, frequency = forward_mode(trajectory)((jnp.asarray(m, float), jnp.asarray(d, float)))

@@ -78,10 +78,9 @@ def solve_jax(t_s, m, d, P, B, delta0, omega0, rtol: float = 1e-8, atol: float =
     Used to run NUTS on the reference model itself; derivatives are those of the discretised
     solve, taken in forward mode (``forward_mode``: six parameters).
     """
-    import diffrax
     import jax.numpy as jnp
 
-    from surrogates.power.forward_mode import forward_mode
+    from surrogates.power.forward_mode import forward_mode, tsit5_at
 
     def vector_field(t, y, args):
         m_, d_, P_, B_ = args
@@ -91,20 +90,7 @@ def solve_jax(t_s, m, d, P, B, delta0, omega0, rtol: float = 1e-8, atol: float =
 
     def trajectory(inputs):
         *args, y0 = inputs
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(vector_field),
-            diffrax.Tsit5(),
-            t0=0.0,
-            t1=t_s[-1],
-            dt0=0.01,
-            y0=y0,
-            args=tuple(args),
-            saveat=diffrax.SaveAt(ts=t_s),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=16_384,
-            adjoint=diffrax.ForwardMode(),  # derivatives: forward_mode's (see there)
-        )
-        return sol.ys
+        return tsit5_at(vector_field, y0, tuple(args), t_s, rtol, atol)
 
     y0 = jnp.stack([jnp.asarray(delta0, float), jnp.asarray(omega0, float)])
     ys = forward_mode(trajectory)(tuple(jnp.asarray(v, float) for v in (m, d, P, B)) + (y0,))
