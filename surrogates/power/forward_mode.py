@@ -5,9 +5,9 @@ NUTS asks for reverse-mode gradients. Through diffrax's adaptive loop these cost
 ``DirectAdjoint`` (its only adjoint that runs under ``pmap``, i.e. parallel chains; the
 checkpointed one fails there with a closure-conversion error, diffrax #765) 9.3 ms for the
 three-bus network's 31-point record, where the same gradient from one solve with a tangent per
-parameter costs 2.0 ms (measured, AMD EPYC, 2 cores). ``forward_mode`` gives the solve a JVP rule that computes that
-Jacobian; reverse mode transposes the rule's linear part (Jᵀ g), forward mode and Hessians
-differentiate through it again.
+parameter costs 2.0 ms (measured, AMD EPYC, 2 cores). ``forward_mode`` gives the solve a JVP
+rule that computes that Jacobian; reverse mode transposes the rule's linear part (Jᵀ g),
+forward mode and Hessians differentiate through it again.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ X = _design()
 Y = X @ THETA_TRUE + SIGMA * np.random.default_rng(7).standard_normal(30)
 
 
-def _exact_posterior() -> tuple[np.ndarray, np.ndarray]:
+def _exact_posterior(y: np.ndarray = Y) -> tuple[np.ndarray, np.ndarray]:
     prior_precision = np.diag(1.0 / PRIOR_SCALE**2)
     precision = prior_precision + X.T @ X / SIGMA**2
     cov = np.linalg.inv(precision)
-    mean = cov @ (prior_precision @ PRIOR_LOC + X.T @ Y / SIGMA**2)
+    mean = cov @ (prior_precision @ PRIOR_LOC + X.T @ y / SIGMA**2)
     return mean, cov
 
 
