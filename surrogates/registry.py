@@ -47,6 +47,12 @@ def _p2d():
     return P2dSurrogate()
 
 
+def _p2d_tabulated():
+    from surrogates.battery.spm_models import P2dTabulated
+
+    return P2dTabulated()
+
+
 def _p2d_reference():
     from surrogates.battery.spm_models import P2dReference
 
@@ -86,6 +92,7 @@ NETWORK_LOADERS: dict[str, Callable[[str], ForwardModel]] = {
 _LOADERS: dict[str, Callable[[], ForwardModel]] = {
     "battery.p2d": _p2d,
     "battery.p2d:reference": _p2d_reference,
+    "battery.p2d:tabulated": _p2d_tabulated,
     "battery.spm": _spm,
     "battery.spm:reference": _spm_reference,
     "power.smib": _smib,

@@ -8,17 +8,18 @@ import functools
 import hashlib
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from surrogates.base import DomainError
-from surrogates.battery import chen2020, p2d_pinn, p2d_reference, spm_pinn, spm_reference
+from surrogates.battery import chen2020, discharge_table, p2d_pinn, p2d_reference, spm_pinn, spm_reference
 from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL
 from surrogates.pinn.card import load_residuals, load_weights
 
-__all__ = ["P2dReference", "P2dSurrogate", "SpmReference", "SpmSurrogate"]
+__all__ = ["P2dReference", "P2dSurrogate", "P2dTabulated", "SpmReference", "SpmSurrogate"]
 
 # A record that ends below this voltage [V] ran into the end-of-discharge knee, where a cycler's
 # 10 s record stops one step before the 2.5 V cut-off: a cell whose positive particle saturates
@@ -159,6 +160,58 @@ class P2dSurrogate(SpmSurrogate):
 
     def __init__(self, path: Path = p2d_pinn.WEIGHTS):
         super().__init__(path)
+
+
+class P2dTabulated(P2dSurrogate):
+    """``battery.p2d`` tabulated for samplers (``discharge_table``): along a record at a C-rate
+    fixed by the study, the voltage comes from Chebyshev series in the scales and the time
+    relative to the cut-off, built at the first call for that C-rate (about 10 s) and checked
+    panel by panel against the network, within 0.2 mV up to its cut-off. A table that cannot
+    meet that, and everything else (NumPy, torch, times or C-rates traced), runs the network."""
+
+    name = "battery.p2d:tabulated"
+
+    def __init__(self, path: Path = p2d_pinn.WEIGHTS):
+        super().__init__(path)
+        self.table = functools.lru_cache(maxsize=4)(self._build_table)
+
+    def _build_table(self, c_rate: float) -> discharge_table.DischargeTable:
+        import jax
+        import jax.numpy as jnp
+
+        def network(t, pd, j0):
+            return self._predict(jnp, self._weights, self._n_layers, t, pd, j0, c_rate)["Voltage [V]"]
+
+        with jax.ensure_compile_time_eval():  # the first call may come inside a sampler's trace
+            return discharge_table.build(jax.jit(network), c_rate)
+
+    def _compile(self, times: bytes, shape: tuple, fixed: tuple):
+        import jax
+        import jax.numpy as jnp
+
+        values = dict(fixed)
+        if len(shape) != 1 or "c_rate" not in values:
+            return super()._compile(times, shape, fixed)
+        c_rate = values.pop("c_rate")
+        table = self.table(c_rate)
+        if not table.usable:
+            warnings.warn(
+                f"battery.p2d:tabulated: the table at c_rate {c_rate} misses the network by "
+                f"{table.check_max_v.max() * 1e3:.2f} mV somewhere (its bar is "
+                f"{discharge_table.TOLERANCE_V * 1e3:.1f} mV); running the network instead",
+                stacklevel=2,
+            )
+            return super()._compile(times, shape, fixed)
+        t = np.frombuffer(times).reshape(shape)
+        curve = jnp.vectorize(
+            lambda pd, j0: discharge_table.voltage_in_table(jnp, table, t, pd, j0), signature="(),()->(t)"
+        )
+
+        def run(varying: dict):
+            pd, j0 = ({**values, **varying}[k] for k in self.parameters)
+            return {"Voltage [V]": curve(pd, j0)}
+
+        return jax.jit(run)
 
 
 class SpmReference(_SpmBase):

@@ -1,0 +1,171 @@
+"""``battery.p2d:tabulated``: its table against the network it tabulates (at points it was not
+built or checked on, cut-off times by SciPy's root finder), against PyBaMM's DFN, its gradients,
+its tangent past the cut-off, and the network where a table misses its bar."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from surrogates.battery import chen2020, discharge_table, p2d_reference
+from surrogates.battery.spm_models import P2dTabulated
+
+C_RATE = 1.0
+# fresh points, log10 of both scales: spread over the box, three in the corner where the
+# positive particles' saturation takes over the cut-off (the table's halved panels)
+FRESH = [
+    (-0.9, 0.7),
+    (-0.6, -0.8),
+    (-0.42, 0.1),
+    (-0.385, -0.5),
+    (-0.36, 0.9),
+    (0.1, 0.3),
+    (0.6, -0.95),
+    (0.97, 0.5),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return P2dTabulated()
+
+
+@pytest.fixture(scope="module")
+def table(model):
+    return model.table(C_RATE)
+
+
+def _network(model, pd, j0):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(
+        lambda t: model._predict(jnp, model._weights, model._n_layers, t, pd, j0, C_RATE)["Voltage [V]"]
+    )
+
+
+def _network_cutoff(network) -> float:
+    """The network's first crossing of the cut-off: a grid of 2,001 times, then brentq to 1e-9 s."""
+    grid = np.linspace(0.0, 1.5 * 3600.0 / C_RATE, 2001)
+    below = np.flatnonzero(np.asarray(network(grid)) <= chen2020.CUTOFF_V)[0]
+    return brentq(
+        lambda t: float(network(np.array([t]))[0]) - chen2020.CUTOFF_V,
+        grid[below - 1],
+        grid[below],
+        xtol=1e-9,
+    )
+
+
+def test_every_panel_met_its_check_and_the_corner_was_split(table):
+    assert table.usable
+    assert (table.check_max_v <= discharge_table.TOLERANCE_V).all()
+    widths = np.diff(table.edges)
+    assert widths.min() < discharge_table.PANEL_DECADES / 2  # the corner's panels were halved
+    assert np.isclose(table.edges[0], -1.0) and np.isclose(table.edges[-1], 1.0)
+
+
+@pytest.mark.parametrize(("log_pd", "log_j0"), FRESH)
+def test_fresh_points_match_the_network_to_its_cutoff(model, table, log_pd, log_j0):
+    pd, j0 = 10.0**log_pd, 10.0**log_j0
+    network = _network(model, pd, j0)
+    t_cut = _network_cutoff(network)
+    tabled_cut = np.exp(discharge_table._log_cutoff(np, table, pd, j0)[0])
+    assert abs(tabled_cut / t_cut - 1.0) < 2e-5, (tabled_cut, t_cut)
+    # every 2 s, and densely over the last 0.5 % before the cut-off (the cliff)
+    t = np.union1d(np.arange(0.0, t_cut, 2.0), t_cut * (1.0 - np.geomspace(5e-3, 1e-6, 60)))
+    gap = np.abs(discharge_table.voltage_in_table(np, table, t, pd, j0) - np.asarray(network(t)))
+    assert gap.max() < 1.5 * discharge_table.TOLERANCE_V, (gap.max(), t[gap.argmax()] / t_cut)
+
+
+def test_model_meets_the_accuracy_bar_against_pybamm_dfn(model):
+    # Two held-out points against the DFN itself, through the model's JAX path along a record.
+    import jax.numpy as jnp
+
+    for log_pd, log_j0 in [(-0.2, 0.6), (0.45, -0.7)]:
+        values = {
+            "positive_diffusivity_scale": 10.0**log_pd,
+            "negative_j0_scale": 10.0**log_j0,
+            "c_rate": C_RATE,
+        }
+        times, volts, _ = p2d_reference.window(**values)
+        tabled = np.asarray(model.jax_forward(jnp.asarray(times), **values)["Voltage [V]"])
+        assert np.sqrt(np.mean((tabled - volts) ** 2)) < 5e-3 and np.abs(tabled - volts).max() < 2e-2
+
+
+def test_gradients_are_finite_and_match_central_differences(table):
+    import jax
+    import jax.numpy as jnp
+
+    t = np.linspace(0.0, 3600.0, 361)  # from t = 0 (on a node) to past most cut-offs
+
+    def total(pd, j0):
+        return jnp.sum(discharge_table.voltage_in_table(jnp, table, t, pd, j0) ** 2)
+
+    grad = jax.jit(jax.grad(total, argnums=(0, 1)))
+    for pd, j0 in [(2.0, 0.5), (0.15, 3.0), (0.41, 1.0)]:
+        g = np.array(grad(pd, j0))
+        assert np.isfinite(g).all()
+        h = 1e-6
+        fd = [
+            (total(pd * (1 + h), j0) - total(pd * (1 - h), j0)) / (2 * h * pd),
+            (total(pd, j0 * (1 + h)) - total(pd, j0 * (1 - h))) / (2 * h * j0),
+        ]
+        # the times past the cut-off make one derivative hundreds of times the other; the
+        # difference quotients' error is relative to the larger
+        np.testing.assert_allclose(g, np.array(fd), rtol=1e-5, atol=1e-6 * np.abs(g).max())
+
+
+def test_likelihood_gradient_matches_the_networks(model, table):
+    # NUTS follows the table's gradient and accepts by the table's own potential, so a gradient
+    # error costs only efficiency; it must still point where the network's does: within 6 %
+    # (3.9 % measured) at a point 9 sd from the record's truth in each scale.
+    import jax
+    import jax.numpy as jnp
+
+    times, y, _ = p2d_reference.window(positive_diffusivity_scale=1.0, negative_j0_scale=1.0, c_rate=C_RATE)
+
+    def loglik(voltage):
+        return lambda pd, j0: -jnp.sum((voltage(pd, j0) - y) ** 2) / (2 * 0.005**2)
+
+    tabled = loglik(lambda pd, j0: discharge_table.voltage_in_table(jnp, table, times, pd, j0))
+    net = loglik(
+        lambda pd, j0: model._predict(jnp, model._weights, model._n_layers, times, pd, j0, C_RATE)[
+            "Voltage [V]"
+        ]
+    )
+    g_table = np.array(jax.grad(tabled, argnums=(0, 1))(1.12, 0.83))
+    g_net = np.array(jax.grad(net, argnums=(0, 1))(1.12, 0.83))
+    np.testing.assert_allclose(g_table, g_net, rtol=0.06)
+
+
+def test_past_the_cutoff_the_tangent(model, table):
+    pd, j0 = 0.7, 2.0
+    t_cut = np.exp(discharge_table._log_cutoff(np, table, pd, j0)[0])
+    tau = np.array([1.0 - 2e-4, 1.0, 1.0 + 1e-4, 1.0 + 1e-3])
+    v = discharge_table.voltage_in_table(np, table, tau * t_cut, pd, j0)
+    assert abs(v[1] - chen2020.CUTOFF_V) < 1e-4
+    assert v[2] < v[1] and v[3] < v[2]  # still falling, and linearly in τ
+    np.testing.assert_allclose((v[3] - v[1]) / 1e-3, (v[2] - v[1]) / 1e-4, rtol=1e-9)
+    # as steep as the network's own cliff just before the cut-off
+    network = _network(model, pd, j0)
+    before = (network(tau[:2] * t_cut)[1] - network(tau[:2] * t_cut)[0]) / 2e-4
+    np.testing.assert_allclose((v[3] - v[1]) / 1e-3, before, rtol=0.05)
+
+
+def test_a_table_that_misses_its_bar_runs_the_network(model, table):
+    import jax.numpy as jnp
+
+    t = np.linspace(0.0, 3000.0, 301)
+    values = {"positive_diffusivity_scale": 1.3, "negative_j0_scale": 0.7, "c_rate": C_RATE}
+    network = model.numpy_forward(t, **values)["Voltage [V]"]
+    tabled = np.asarray(model.jax_forward(jnp.asarray(t), **values)["Voltage [V]"])
+    assert 0.0 < np.abs(tabled - network).max() < discharge_table.TOLERANCE_V
+    missing = P2dTabulated()
+    worse = dataclasses.replace(table, check_max_v=table.check_max_v + np.eye(len(table.check_max_v))[0])
+    missing.table = lambda c_rate: worse
+    with pytest.warns(UserWarning, match="running the network instead"):
+        fallback = np.asarray(missing.jax_forward(jnp.asarray(t), **values)["Voltage [V]"])
+    np.testing.assert_allclose(fallback, network, rtol=0, atol=1e-9)
