@@ -59,7 +59,12 @@ class DischargeTable:
 
     @property
     def usable(self) -> bool:
-        return bool(((self.check_max_v <= TOLERANCE_V) & (self.tail_v <= TOLERANCE_V / 2)).all())
+        return bool(_meets(self.check_max_v, self.tail_v).all())
+
+
+def _meets(check_max_v, tail_v):
+    """Whether panels meet the bars: within TOLERANCE_V at the checks, a tail under half of it."""
+    return (check_max_v <= TOLERANCE_V) & (tail_v <= TOLERANCE_V / 2)
 
 
 def lobatto(n: int) -> np.ndarray:
@@ -68,6 +73,7 @@ def lobatto(n: int) -> np.ndarray:
 
 
 def tau_of_u(u):
+    """τ = t / t_cut at the table's time coordinate u ∈ [0, 1]."""
     return (1.0 - (1.0 - u) ** 2) ** 2
 
 
@@ -169,7 +175,7 @@ def build(voltage, c_rate: float, seed: int = 0) -> DischargeTable:
     kept = []  # (lo, hi, ln t_cut's series, the voltage's, err, cut, tail) per finished panel
     for split in range(MAX_SPLITS + 1):
         log_cutoff, series, err, cut, tail = _fit(voltage, c_rate, todo, rng)
-        fine = ((err <= TOLERANCE_V) & (tail <= TOLERANCE_V / 2)) | (split == MAX_SPLITS)
+        fine = _meets(err, tail) | (split == MAX_SPLITS)
         kept += [(*todo[i], log_cutoff[i], series[i], err[i], cut[i], tail[i]) for i in np.flatnonzero(fine)]
         halves = [(lo, (lo + hi) / 2, hi) for lo, hi in todo[~fine]]
         if not halves:
