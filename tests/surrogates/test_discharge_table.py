@@ -38,25 +38,28 @@ def table(model):
     return model.table(C_RATE)
 
 
-def _network(model, pd, j0):
+@pytest.fixture(scope="module")
+def network(model):
+    """The network itself at C_RATE, ``network(t, pd, j0)``: one program per shape of ``t``."""
     import jax
     import jax.numpy as jnp
 
-    return jax.jit(
-        lambda t: model._predict(jnp, model._weights, model._n_layers, t, pd, j0, C_RATE)["Voltage [V]"]
-    )
+    @jax.jit
+    def voltage(t, pd, j0):
+        return model._predict(jnp, model._weights, model._n_layers, t, pd, j0, C_RATE)["Voltage [V]"]
+
+    return lambda t, pd, j0: np.asarray(voltage(t, pd, j0))
 
 
-def _network_cutoff(network) -> float:
+def _network_cutoff(network, pd, j0) -> float:
     """The network's first crossing of the cut-off: a grid of 2,001 times, then brentq to 1e-9 s."""
     grid = np.linspace(0.0, 1.5 * 3600.0 / C_RATE, 2001)
-    below = np.flatnonzero(np.asarray(network(grid)) <= chen2020.CUTOFF_V)[0]
-    return brentq(
-        lambda t: float(network(np.array([t]))[0]) - chen2020.CUTOFF_V,
-        grid[below - 1],
-        grid[below],
-        xtol=1e-9,
-    )
+    below = np.flatnonzero(network(grid, pd, j0) <= chen2020.CUTOFF_V)[0]
+
+    def crossing(t):
+        return float(network(np.array([t]), pd, j0)[0]) - chen2020.CUTOFF_V
+
+    return brentq(crossing, grid[below - 1], grid[below], xtol=1e-9)
 
 
 def test_every_panel_met_its_check_and_the_corner_was_split(table):
@@ -68,15 +71,15 @@ def test_every_panel_met_its_check_and_the_corner_was_split(table):
 
 
 @pytest.mark.parametrize(("log_pd", "log_j0"), FRESH)
-def test_fresh_points_match_the_network_to_its_cutoff(model, table, log_pd, log_j0):
+def test_fresh_points_match_the_network_to_its_cutoff(network, table, log_pd, log_j0):
     pd, j0 = 10.0**log_pd, 10.0**log_j0
-    network = _network(model, pd, j0)
-    t_cut = _network_cutoff(network)
+    t_cut = _network_cutoff(network, pd, j0)
     tabled_cut = np.exp(discharge_table._log_cutoff(np, table, pd, j0)[0])
     assert abs(tabled_cut / t_cut - 1.0) < 2e-5, (tabled_cut, t_cut)
-    # every 2 s, and densely over the last 0.5 % before the cut-off (the cliff)
-    t = np.union1d(np.arange(0.0, t_cut, 2.0), t_cut * (1.0 - np.geomspace(5e-3, 1e-6, 60)))
-    gap = np.abs(discharge_table.voltage_in_table(np, table, t, pd, j0) - np.asarray(network(t)))
+    # 2,000 times up to the cut-off, and 60 more over its last 0.5 % (the cliff)
+    cliff = t_cut * (1.0 - np.geomspace(5e-3, 1e-6, 60))
+    t = np.concatenate([np.linspace(0.0, t_cut, 2000, endpoint=False), cliff])
+    gap = np.abs(discharge_table.voltage_in_table(np, table, t, pd, j0) - network(t, pd, j0))
     assert gap.max() < 1.5 * discharge_table.TOLERANCE_V, (gap.max(), t[gap.argmax()] / t_cut)
 
 
@@ -136,12 +139,12 @@ def test_likelihood_gradient_matches_the_networks(model, table):
             "Voltage [V]"
         ]
     )
-    g_table = np.array(jax.grad(tabled, argnums=(0, 1))(1.12, 0.83))
-    g_net = np.array(jax.grad(net, argnums=(0, 1))(1.12, 0.83))
+    g_table = np.array(jax.jit(jax.grad(tabled, argnums=(0, 1)))(1.12, 0.83))
+    g_net = np.array(jax.jit(jax.grad(net, argnums=(0, 1)))(1.12, 0.83))
     np.testing.assert_allclose(g_table, g_net, rtol=0.06)
 
 
-def test_past_the_cutoff_the_tangent(model, table):
+def test_past_the_cutoff_the_tangent(network, table):
     pd, j0 = 0.7, 2.0
     t_cut = np.exp(discharge_table._log_cutoff(np, table, pd, j0)[0])
     tau = np.array([1.0 - 2e-4, 1.0, 1.0 + 1e-4, 1.0 + 1e-3])
@@ -150,8 +153,8 @@ def test_past_the_cutoff_the_tangent(model, table):
     assert v[2] < v[1] and v[3] < v[2]  # still falling, and linearly in τ
     np.testing.assert_allclose((v[3] - v[1]) / 1e-3, (v[2] - v[1]) / 1e-4, rtol=1e-9)
     # as steep as the network's own cliff just before the cut-off
-    network = _network(model, pd, j0)
-    before = (network(tau[:2] * t_cut)[1] - network(tau[:2] * t_cut)[0]) / 2e-4
+    edge = network(tau[:2] * t_cut, pd, j0)
+    before = (edge[1] - edge[0]) / 2e-4
     np.testing.assert_allclose((v[3] - v[1]) / 1e-3, before, rtol=0.05)
 
 
