@@ -63,27 +63,34 @@ class Potentials:
             z = jax.vmap(unravel)(flat)
             return {k: np.asarray(t(z[k])) for k, t in sites.items()}
 
-        reference = _scalar_potential(reference_model, model_kwargs, unravel)
         return cls(
-            over_points(_scalar_potential(surrogate_model, model_kwargs, unravel)),
-            over_points(reference),
+            _batched_potential(surrogate_model, model_kwargs, unravel),
+            _batched_potential(reference_model, model_kwargs, unravel),
             to_flat,
             from_flat,
-            reference,
+            _scalar_potential(reference_model, model_kwargs, unravel),
             unravel,
         )
 
     def with_surrogate(self, model, model_kwargs: dict) -> Potentials:
         """The same potentials with another model as the stage-1 screen."""
-        return dataclasses.replace(
-            self, surrogate=over_points(_scalar_potential(model, model_kwargs, self.unravel))
-        )
+        return dataclasses.replace(self, surrogate=_batched_potential(model, model_kwargs, self.unravel))
 
 
 def _scalar_potential(model, model_kwargs: dict, unravel):
     from numpyro.infer.util import potential_energy
 
     return lambda flat: potential_energy(model, (), model_kwargs, unravel(flat))
+
+
+def _batched_potential(model, model_kwargs: dict, unravel):
+    """(B, D) -> (B,), with the data an argument of the compiled program (``over_points``), not
+    constants inside it: a second data set of the same shapes then compiles nothing, as for the
+    sampler (``inference.nuts._parallel``)."""
+    from numpyro.infer.util import potential_energy
+
+    batched = over_points(lambda flat, kwargs: potential_energy(model, (), kwargs, unravel(flat)))
+    return lambda flat: batched(flat, model_kwargs)
 
 
 def _host(values) -> np.ndarray:
