@@ -195,10 +195,12 @@ class P2dTabulated(P2dSurrogate):
         c_rate = values.pop("c_rate")
         table = self.table(c_rate)
         if not table.usable:
+            bar_mv = discharge_table.TOLERANCE_V * 1e3
             warnings.warn(
-                f"battery.p2d:tabulated: the table at c_rate {c_rate} misses the network by "
-                f"{table.check_max_v.max() * 1e3:.2f} mV somewhere (its bar is "
-                f"{discharge_table.TOLERANCE_V * 1e3:.1f} mV); running the network instead",
+                f"battery.p2d:tabulated: the table at c_rate {c_rate} misses its bars (largest "
+                f"difference from the network at its checks {table.check_max_v.max() * 1e3:.2f} mV, "
+                f"expected at most {bar_mv:.1f}; largest series tail {table.tail_v.max() * 1e3:.2f} mV, "
+                f"expected at most {bar_mv / 2:.1f}); running the network instead",
                 stacklevel=2,
             )
             return super()._compile(times, shape, fixed)
