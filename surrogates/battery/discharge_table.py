@@ -26,14 +26,16 @@ the DFN; the network there plunges on its own way, which no check covers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from surrogates.battery import chen2020
 from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL
 
-__all__ = ["DischargeTable", "build", "voltage_in_table"]
+__all__ = ["DischargeTable", "build", "load", "save", "voltage_in_table"]
 
 PANEL_DECADES = 0.25  # width of a first panel in log10 positive_diffusivity_scale
 PANEL_NODES, J0_NODES, TIME_NODES = 8, 12, 96
@@ -184,6 +186,21 @@ def build(voltage, c_rate: float, seed: int = 0) -> DischargeTable:
     kept.sort(key=lambda p: p[0])
     lo, hi, log_cutoff, series, err, cut, tail = (np.array(v) for v in zip(*kept, strict=True))
     return DischargeTable(float(c_rate), np.append(lo, hi[-1]), log_cutoff, series, err, cut, tail)
+
+
+def save(table: DischargeTable, path: Path) -> None:
+    """``table`` as an .npz of plain arrays, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **dataclasses.asdict(table))
+    tmp.replace(path)
+
+
+def load(path: Path) -> DischargeTable:
+    """A table ``save`` wrote (no pickles)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        values = {f.name: arrays[f.name] for f in dataclasses.fields(DischargeTable)}
+    return DischargeTable(**{**values, "c_rate": float(values["c_rate"])})
 
 
 def _chebyshev(xp, x, n: int):

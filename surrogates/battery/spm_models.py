@@ -9,6 +9,7 @@ import hashlib
 import math
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -165,9 +166,10 @@ class P2dSurrogate(SpmSurrogate):
 class P2dTabulated(P2dSurrogate):
     """``battery.p2d`` tabulated for samplers (``discharge_table``): along a record at a C-rate
     fixed by the study, the voltage comes from Chebyshev series in the scales and the time
-    relative to the cut-off, built at the first call for that C-rate (13 s at 1C) and checked
-    panel by panel against the network, within 0.2 mV up to its cut-off. A table that cannot
-    meet that, and everything else (NumPy, torch, times or C-rates traced), runs the network."""
+    relative to the cut-off, built at the first call for that C-rate (13 s at 1C, then cached on
+    disk) and checked panel by panel against the network, within 0.2 mV up to its cut-off. A
+    table that cannot meet that, and everything else (NumPy, torch, times or C-rates traced),
+    runs the network."""
 
     name = "battery.p2d:tabulated"
 
@@ -176,14 +178,36 @@ class P2dTabulated(P2dSurrogate):
         self.table = functools.lru_cache(maxsize=4)(self._build_table)
 
     def _build_table(self, c_rate: float) -> discharge_table.DischargeTable:
+        """The table at ``c_rate``, from the cache when these weights and this code built it
+        before (a lab's cycles at one C-rate build it once), else built and cached."""
         import jax
         import jax.numpy as jnp
+
+        path = self._table_path(c_rate)
+        try:
+            return discharge_table.load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none, or unreadable
+            pass
 
         def network(t, pd, j0):
             return self._predict(jnp, self._weights, self._n_layers, t, pd, j0, c_rate)["Voltage [V]"]
 
         with jax.ensure_compile_time_eval():  # the first call may come inside a sampler's trace
-            return discharge_table.build(jax.jit(network), c_rate)
+            table = discharge_table.build(jax.jit(network), c_rate)
+        try:
+            discharge_table.save(table, path)
+        except OSError as err:  # a read-only home: the table still serves this process
+            warnings.warn(f"{path}: could not cache the table ({err})", stacklevel=2)
+        return table
+
+    def _table_path(self, c_rate: float) -> Path:
+        """Where the table at ``c_rate`` is cached: keyed on the weights, the C-rate and the
+        source of every battery module (the network's code and the table's own)."""
+        key = hashlib.sha256(f"{self.card.get('sha256')} {c_rate!r}".encode())
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            key.update(source.read_bytes())
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bayespinn"
+        return cache / f"p2d_table_{key.hexdigest()[:20]}.npz"
 
     def _compile(self, times: bytes, shape: tuple, fixed: tuple):
         import jax

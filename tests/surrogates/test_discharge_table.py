@@ -172,3 +172,27 @@ def test_a_table_that_misses_its_bar_runs_the_network(model, table):
     with pytest.warns(UserWarning, match="running the network instead"):
         fallback = np.asarray(missing.jax_forward(jnp.asarray(t), **values)["Voltage [V]"])
     np.testing.assert_allclose(fallback, network, rtol=0, atol=1e-9)
+
+
+def test_the_table_is_cached_on_disk_and_rebuilt_when_unreadable(table, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = []
+
+    def build(voltage, c_rate):  # stands in for the 13 s build: this table, counted
+        built.append(c_rate)
+        return table
+
+    monkeypatch.setattr(discharge_table, "build", build)
+    first = P2dTabulated().table(C_RATE)
+    path = P2dTabulated()._table_path(C_RATE)
+    assert built == [C_RATE] and path.exists()
+    again = P2dTabulated().table(C_RATE)  # a new process, as it were: read back, not built
+    assert built == [C_RATE]
+    for field in dataclasses.fields(table):
+        np.testing.assert_array_equal(getattr(again, field.name), getattr(table, field.name))
+        np.testing.assert_array_equal(getattr(first, field.name), getattr(table, field.name))
+    assert P2dTabulated()._table_path(1.5) != path  # another C-rate, another table
+    path.write_bytes(b"not a table")
+    P2dTabulated().table(C_RATE)
+    assert built == [C_RATE, C_RATE]  # unreadable: built again, and cached again
+    discharge_table.load(path)
