@@ -8,6 +8,8 @@ see its own data: both posteriors are checked against their exact Gauss-linear o
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import numpy as np
 
@@ -26,6 +28,22 @@ from tests.inference.test_gauss_linear import (
 SETTINGS = MCMCSettings(chains=2, warmup=300, samples=500, seed=3)
 
 
+@contextlib.contextmanager
+def _cache_misses():
+    """The persistent compilation cache's misses while the block runs (a list, filled as they come)."""
+    misses = []
+
+    def listener(event: str, **_):
+        if event == "/jax/compilation_cache/cache_misses":
+            misses.append(event)
+
+    jax.monitoring.register_event_listener(listener)
+    try:
+        yield misses
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+
+
 def _calibrate(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and their Monte Carlo standard errors, through the same calls as a study."""
     import arviz as az
@@ -42,18 +60,9 @@ def test_a_second_data_set_compiles_nothing_and_gets_its_own_posterior():
     rng = np.random.default_rng(11)
     first = X @ np.array([1.2, -0.7, 0.4]) + SIGMA * rng.standard_normal(len(X))
     second = X @ np.array([-0.5, 0.9, 1.1]) + SIGMA * rng.standard_normal(len(X))
-    misses = []
-
-    def listener(event: str, **_):
-        if event == "/jax/compilation_cache/cache_misses":
-            misses.append(event)
-
     runs = {"first": _calibrate(first)}
-    jax.monitoring.register_event_listener(listener)
-    try:
+    with _cache_misses() as misses:
         runs["second"] = _calibrate(second)
-    finally:
-        jax.monitoring.unregister_event_listener(listener)
     assert misses == [], f"{len(misses)} programs compiled again for a data set of the same shapes"
     for (mean, mcse), y in zip(runs.values(), (first, second), strict=True):
         # Within 5 Monte Carlo standard errors of the exact mean (probability of failing a
@@ -72,22 +81,14 @@ def test_correction_potentials_compile_once_and_see_their_own_data():
         X @ np.array(theta) + SIGMA * rng.standard_normal(len(X))
         for theta in ([1.2, -0.7, 0.4], [-0.5, 0.9, 1.1])
     ]
-    misses = []
-
-    def listener(event: str, **_):
-        if event == "/jax/compilation_cache/cache_misses":
-            misses.append(event)
 
     def potentials(y):
         pots = Potentials.of(_model(), _model(), {"y": {"y": y}})
         return np.asarray(pots.surrogate(draws)), np.asarray(pots.reference(draws))
 
     first = potentials(data[0])
-    jax.monitoring.register_event_listener(listener)
-    try:
+    with _cache_misses() as misses:
         second = potentials(data[1])
-    finally:
-        jax.monitoring.unregister_event_listener(listener)
     assert misses == [], f"{len(misses)} programs compiled again for a data set of the same shapes"
     for (u_sur, u_ref), y in zip((first, second), data, strict=True):
         # −log density in closed form: Normal priors, Gaussian likelihood; the sites are real,
