@@ -98,6 +98,25 @@ def test_model_meets_the_accuracy_bar_against_pybamm_dfn(model):
         assert np.sqrt(np.mean((tabled - volts) ** 2)) < 5e-3 and np.abs(tabled - volts).max() < 2e-2
 
 
+def test_pieces_equal_the_interpolant_through_the_time_nodes(table):
+    # in time a curve is evaluated as polynomial pieces; against SciPy's barycentric
+    # interpolant through the same nodal values, less the slope at the cut-off it takes out
+    from scipy.interpolate import BarycentricInterpolator
+
+    x = np.linspace(-1.0, 1.0, 4001)
+    for pd, j0 in [(2.0, 0.5), (0.15, 3.0), (0.41, 1.0), (9.0, 0.11)]:
+        log_cut, index, ta, tb = discharge_table._log_cutoff(np, table, pd, j0)
+        curve = BarycentricInterpolator(
+            discharge_table.lobatto(discharge_table.TIME_NODES),
+            np.einsum("a,b,abk->k", ta, tb, table.volts[index]),
+        )
+        expected = curve(x) - curve.derivative(1.0) * (x - 1.0) * ((1.0 + x) / 2.0) ** 2
+        t = np.exp(log_cut) * discharge_table.tau_of_u((x + 1.0) / 2.0)
+        np.testing.assert_allclose(
+            discharge_table.voltage_in_table(np, table, t, pd, j0), expected, rtol=0, atol=2e-6
+        )
+
+
 def test_gradients_are_finite_and_match_central_differences(table):
     import jax
     import jax.numpy as jnp
