@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.interpolate import BarycentricInterpolator
 
 from surrogates.battery import chen2020
 from surrogates.battery.spm_pinn import DOMAIN, T_MAX_NOMINAL
@@ -223,26 +224,6 @@ def _log_cutoff(xp, table: DischargeTable, pd, j0):
     return ta @ xp.asarray(table.log_cutoff)[index] @ tb, index, ta, tb
 
 
-def _interpolation_rows(x: np.ndarray, n: int) -> np.ndarray:
-    """(len(x), n): the rows that take values at n Chebyshev–Lobatto points to their interpolant
-    at ``x`` (barycentric, Berrut's weights (−1)^k halved at both ends)."""
-    diff = x[:, None] - lobatto(n)
-    weights = (-1.0) ** np.arange(n)
-    weights[[0, -1]] *= 0.5
-    rows = weights / np.where(diff == 0.0, 1.0, diff)
-    rows /= rows.sum(axis=1, keepdims=True)
-    at_node = diff == 0.0
-    return np.where(at_node.any(axis=1, keepdims=True), at_node, rows)
-
-
-def _derivatives_at_end(n: int) -> np.ndarray:
-    """(2, n): the rows that take nodal values at n Lobatto points to the interpolant's first and
-    second derivatives at x = 1 (T_k'(1) = k², T_k''(1) = k²(k² − 1)/3)."""
-    k = np.arange(n)
-    inverse = np.linalg.inv(np.polynomial.chebyshev.chebvander(lobatto(n), n - 1))
-    return np.stack([k**2, k**2 * (k**2 - 1) / 3.0]) @ inverse
-
-
 # pieces of equal angle in x = −cos φ: as fine near both ends as the Chebyshev nodes themselves
 _PIECE_EDGES = -np.cos(np.pi * np.arange(PIECES + 1) / PIECES)
 
@@ -257,10 +238,11 @@ def _piece_rows() -> np.ndarray:
     whose gradient grows without bound. P'(1) is interpolation error (µV); q is flat at the start.
     The last piece's own slope at z = 1 (its error, below 1 µV) is taken out the same way.
     Past the cut-off the tangent V(1) + S·(τ − 1), S = −V''(x = 1) = −(P''(1) − 2P'(1))."""
-    first, second = _derivatives_at_end(TIME_NODES)
+    interpolant = BarycentricInterpolator(lobatto(TIME_NODES), np.eye(TIME_NODES))  # of nodal values
+    first, second = interpolant.derivatives(np.array([1.0]), der=3)[1:, 0]
     z = lobatto(PIECE_TERMS)
     x = (_PIECE_EDGES[:-1, None] + (z + 1.0) / 2.0 * np.diff(_PIECE_EDGES)[:, None]).ravel()
-    values = _interpolation_rows(x, TIME_NODES) - np.outer((x - 1.0) * ((1.0 + x) / 2.0) ** 2, first)
+    values = interpolant(x) - np.outer((x - 1.0) * ((1.0 + x) / 2.0) ** 2, first)
     to_powers = np.linalg.inv(np.vander(z, PIECE_TERMS, increasing=True))
     pieces = np.einsum("dj,mjk->mdk", to_powers, values.reshape(PIECES, PIECE_TERMS, TIME_NODES))
     slope_at_end = np.arange(PIECE_TERMS) @ pieces[-1]
