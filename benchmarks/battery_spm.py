@@ -136,16 +136,21 @@ def forward_one(fwd, t, timing) -> dict:
     )
 
 
+def surrogate_value_and_grad(fwd, y):
+    """The log-likelihood of ``y`` under ``fwd(pd, j0)`` with its gradient w.r.t. both scales, jitted."""
+
+    def loglik(pd, j0):
+        return -0.5 * jnp.sum((fwd(pd, j0) - y) ** 2) / SIGMA_V**2
+
+    return jax.jit(jax.value_and_grad(loglik, argnums=(0, 1)))
+
+
 def grad_one(
     fwd, t, y, timing, sims=None, pybamm_s_is="the faster variant (full state or output_variables)"
 ) -> dict:
     """``sims``: name -> built PyBaMM simulation (anything with ``solve``) to time; by default the
     SPM's, full state and voltage only. PyBaMM's central differences go through the first."""
-
-    def loglik(pd, j0):
-        return -0.5 * jnp.sum((fwd(pd, j0) - y) ** 2) / SIGMA_V**2
-
-    sur = jax.jit(jax.value_and_grad(loglik, argnums=(0, 1)))
+    sur = surrogate_value_and_grad(fwd, y)
     args, theta = tuple(map(jnp.asarray, THETA)), {**TRUTH, **dict(zip(SCALES, THETA))}
     jax.block_until_ready(sur(*args))
     if sims is None:
