@@ -197,7 +197,7 @@ def test_the_table_is_cached_on_disk_and_rebuilt_when_unreadable(table, tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     built = []
 
-    def build(voltage, c_rate):  # stands in for the 13 s build: this table, counted
+    def build(voltage, c_rate):  # stands in for the 12 s build: this table, counted
         built.append(c_rate)
         return table
 
