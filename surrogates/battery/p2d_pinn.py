@@ -1,5 +1,5 @@
 """The ``battery.p2d`` surrogate: the DFN's charge conservation and Butler–Volmer, solved at
-five nodes per electrode, under surfaces learned from the DFN.
+five nodes per electrode, under surfaces learned from the DFN and its particles' diffusion.
 
 The DFN differs from the SPM by what happens across the cell: the electrolyte's concentration
 and potential drop, and a reaction that is not uniform through each electrode, so the particles
@@ -27,7 +27,9 @@ plus PyBaMM's barrier at empty and full at each electrode's mean surface. The ph
 - c_e(t, x) at the nodes, from ``electrolyte``'s network (trained on the electrolyte-diffusion
   residual alone with the SPMe's uniform reaction; copied likewise);
 - the DFN's charge conservation and Butler–Volmer at the nodes, solved exactly (a hard
-  constraint, residual under 1e-9 V), and Chen2020's OCPs in closed form (``chen2020``).
+  constraint, residual under 1e-9 V), and Chen2020's OCPs in closed form (``chen2020``);
+- each node's particle diffusion under that solved, uneven reaction: a residual in the second
+  stage's loss (below).
 
 N is fitted in two stages to PyBaMM DFN solutions (``p2d_reference``) on a Sobol design of the
 box, every 10 s up to the cut-off and densely on the last 5 % before it: first the nodes'
@@ -385,21 +387,23 @@ class DfnFit:
         residuals = self.particle_residuals(model, x.long().tolist())
         return torch.cat([r.reshape(-1) for r in residuals.values()]).square().mean() / PARTICLE_SCALE**2
 
-    def particle_residuals(self, model, discharges: list, surfaces: dict | None = None) -> dict:
+    def particle_residuals(self, model, discharges: list, at_dfn: bool = False) -> dict:
         """{domain: the nodes' surfaces minus their particles' (T, 5)} along ``discharges``, one
         after the other: each node's particle under the reaction solved at those surfaces (held,
         as for the voltage), by Duhamel's superposition of the sphere's exact response
         (``particle.step_response_matrix``); the SPM's surfaces carry the uniform reaction's part.
-        The surfaces are the network's, or ``surfaces`` given (the DFN's own, for a check)."""
+        The surfaces are the network's, or with ``at_dfn`` the DFN's own (the training data's)."""
         lengths = [int(self.lengths[i]) for i in discharges]
         rows = torch.from_numpy(
             np.concatenate([self.starts[i] + np.arange(n) for i, n in zip(discharges, lengths)])
         )
         b = {k: v[rows].double() for k, v in self.columns.items()}
-        if surfaces is None:
+        if at_dfn:
+            logits = {k: b[k] for k in through_cell.DOMAINS}
+        else:
             out = model(self.columns["z"][rows].to(next(model.parameters()).dtype)).double()
             logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
-            surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
+        surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
         with torch.no_grad():
             held = {k: v.detach() for k, v in surfaces.items()}
             reaction = solve_reactions(torch, held, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
@@ -543,13 +547,9 @@ def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
         return float((a - ref).square().mean().sqrt())
 
     discharges = list(range(0, len(problem.starts), every))
-    rows = torch.from_numpy(
-        np.concatenate([problem.starts[i] + np.arange(problem.lengths[i]) for i in discharges])
-    )
-    dfn = {k: torch.sigmoid(problem.columns[k][rows].double()) for k in through_cell.DOMAINS}
     with torch.no_grad():
         particles = problem.particle_residuals(model, discharges)
-        floor = problem.particle_residuals(model, discharges, dfn)  # the DFN's own surfaces'
+        floor = problem.particle_residuals(model, discharges, at_dfn=True)
     return {
         "samples": int(b["z"].shape[0]),
         "voltage_rmse_mV": 1e3 * rmse(with_term, b["voltage"]),

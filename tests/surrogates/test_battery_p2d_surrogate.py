@@ -119,9 +119,8 @@ def test_particles_diffusion_residual_holds_at_the_dfns_surfaces_and_the_network
     problem = p2d_pinn.DfnFit(data, particle, cell)
     model = MLP(p2d_pinn.N_INPUTS, p2d_pinn.N_OUTPUTS, p2d_pinn.P2D_CONFIG.hidden).double()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in net.items()})
-    surfaces = {k: torch.from_numpy(dfn[f"{k}_surfaces"]) for k in through_cell.DOMAINS}
     with torch.no_grad():
-        at_dfn = problem.particle_residuals(model, [0], surfaces)
+        at_dfn = problem.particle_residuals(model, [0], at_dfn=True)
         at_net = problem.particle_residuals(model, [0])
 
     def rms(a):
