@@ -185,9 +185,9 @@ def _p2d_train(device: str, out, physics_only: bool, quick: bool, checkpoint, pr
     # physics_only: refused before this is called (PHYSICS_ONLY_REFUSED)
     from surrogates.battery.p2d_pinn import P2D_CONFIG, train_p2d
 
-    # A smoke run fits 16 DFN curves (the particles' residual on 2 a step), validated on 8 points.
-    smoke, small = {"validation_points": 8}, {"n_trajectories": 16, "collocation_batch": 2}
-    return _trained(train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, **small)
+    # A smoke run fits 16 DFN curves and is validated on 8 points.
+    smoke = {"validation_points": 8}
+    return _trained(train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, n_trajectories=16)
 
 
 def _p2d_validate(path, n_points: int):

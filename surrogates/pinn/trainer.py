@@ -162,7 +162,8 @@ def _adam(problem, model, config, gen, device, start, history, checkpoint, progr
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _lr(config, step)
-        x = problem.sample(config.collocation_batch, gen).to(device)
+        # unweighted physics is not sampled: it would draw from ``gen`` and move the data batches
+        x = problem.sample(config.collocation_batch, gen).to(device) if config.physics_weight > 0 else None
         batch = problem.data_batch(config.data_batch, gen, device) if config.data_weight > 0 else None
         opt.zero_grad(set_to_none=True)
         loss, parts = _loss(problem, model, config, x, batch)
@@ -211,7 +212,11 @@ def _lbfgs(problem, model, config, gen, device, start, history, checkpoint, prog
     bar = tqdm(range(start, config.lbfgs_steps), desc="l-bfgs", disable=not progress, mininterval=2.0)
     for step in bar:
         if opt is None or step % config.lbfgs_resample_every == 0:
-            x = problem.sample(config.lbfgs_collocation, gen).to(device, torch.float64)
+            x = (
+                problem.sample(config.lbfgs_collocation, gen).to(device, torch.float64)
+                if config.physics_weight > 0
+                else None
+            )
             batch = (
                 problem.data_batch(config.lbfgs_data, gen, device, torch.float64)
                 if config.data_weight > 0
