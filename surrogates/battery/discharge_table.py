@@ -97,7 +97,7 @@ def cutoff_times(voltage, c_rate: float, pd: np.ndarray, j0: np.ndarray) -> np.n
     """First time [s] each curve reaches the cut-off: the first crossing on TIME_NODES times up
     to T_MAX_NOMINAL, the same within its bracket until REFINEMENTS passes, then the secant
     across the last bracket (7e-5 s at 1C: its error is under 1e-8 s where bisection to that
-    would take two more passes, a quarter of the build).
+    would take two more passes: a third of the build, 17.4 s against 11.4 s at 1C, measured).
     ``voltage(t (n, TIME_NODES), pd (n, 1), j0 (n, 1))``, jitted: the table's own program."""
     import jax.numpy as jnp
 
