@@ -55,7 +55,8 @@ the SPM's uniform surfaces, it diverged, see ``_stages``) it pulls the surfaces 
 five-node reaction's own particles and away from the DFN's, and the posteriors pay for it.
 Measured as the bias a 5 mV record every 10 s would give each of the 64 held-out points
 (linearised: −(SᵀS)⁻¹Sᵀe in exact-posterior sd, S the surrogate's sensitivities to both log
-scales, e its error against the DFN), median over the points / share with both under 1 sd:
+scales, e its error against the DFN; ``case_studies/battery_p2d/posterior_bias.py``), median
+over the points / share with both under 1 sd:
 
     weight          residual RMS       held-out mV          posterior bias      case study (1C)
     0 (shipped)     0.0125 / 0.0174    1.32 / 2.86 / 6.06   0.97 / 0.84, 47 %   +0.24 / −0.09 sd

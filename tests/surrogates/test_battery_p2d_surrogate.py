@@ -50,6 +50,28 @@ def test_card_measures_the_particles_residual_near_the_dfns_own(shipped):
         assert fit[f"{k}_particle_residual_rms"] <= 1.2 * fit[f"{k}_particle_residual_rms_at_dfn"], k
 
 
+def test_linearised_posterior_shift_is_what_nuts_measured_at_the_case_study(shipped):
+    # case_studies/battery_p2d/posterior_bias.py reads the surrogate's error as a posterior
+    # shift, -(S'S)^-1 S'e in exact sds, to stand in for a calibration at each held-out cell. At
+    # the case study's record it must be the shift NUTS on these weights measured against the
+    # exact DFN grid (results.json), to its Monte Carlo error (about 0.02 sd at 3,000 draws).
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    case = Path(__file__).resolve().parents[2] / "case_studies" / "battery_p2d"
+    spec = importlib.util.spec_from_file_location("battery_p2d_posterior_bias", case / "posterior_bias.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    weights, card, n_layers = shipped
+    results = json.loads((case / "results.json").read_text())
+    assert results["weights"]["battery.p2d"]["sha256"] == card["sha256"]  # measured on these weights
+    linearised = module.at_case_record(weights, n_layers)
+    for name, shift in linearised.items():
+        measured = results["runs"]["p2d"]["parameters"][name]["mean_shift_in_exact_sd"]
+        assert abs(shift - measured) < 0.06, (name, shift, measured)
+
+
 def test_eight_fresh_points_against_pybamm_dfn(shipped):
     # A design the card never saw (another Sobol seed), measured now against PyBaMM's DFN.
     weights, _, n_layers = shipped
