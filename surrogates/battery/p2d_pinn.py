@@ -429,9 +429,8 @@ class DfnFit:
             out = model(self.columns["z"][rows].to(next(model.parameters()).dtype)).double()
             logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
-        with torch.no_grad():
-            held = {k: v.detach() for k, v in surfaces.items()}
-            reaction = solve_reactions(torch, held, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
+        with torch.no_grad():  # the reaction held
+            reaction = solve_reactions(torch, surfaces, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
         residual = {}
         for domain, spm in zip(through_cell.DOMAINS, (b["x_n"], b["x_p"]), strict=True):
             legendre = torch.from_numpy(through_cell.legendre_at_nodes(domain, SURFACE_MODES).T)

@@ -188,10 +188,9 @@ def step_response_matrix(times, rate: float):
     t = np.asarray(times, float)
     lag = t[:, None] - t[None, :]  # ≤ 0 where a piece has not started: no response
     f, integral = _response(rate * lag)
-    mean_f = np.diff(-integral / rate, axis=1) / np.diff(
-        t
-    )  # over each piece, F(1, rate·(t_i − s)) averaged in s
-    # a piece [t_j, t_j+1] with q linear gives q_j·F(t_i − t_j) − q_j+1·F(t_i − t_j+1) + (q_j+1 − q_j)·mean_f
+    # over each piece [t_j, t_j+1], F(1, rate·(t_i − s)) averaged in s; with q linear there the
+    # piece gives q_j·F(t_i − t_j) − q_j+1·F(t_i − t_j+1) + (q_j+1 − q_j)·mean_f
+    mean_f = np.diff(-integral / rate, axis=1) / np.diff(t)
     g = np.zeros_like(lag)
     g[:, :-1] += f[:, :-1] - mean_f
     g[:, 1:] += mean_f - f[:, 1:]
