@@ -1,5 +1,5 @@
 """The ``battery.p2d`` surrogate: the DFN's charge conservation and Butler–Volmer, solved at
-five nodes per electrode, under surfaces learned from the DFN.
+five nodes per electrode, under surfaces and electrolyte concentrations learned from the DFN.
 
 The DFN differs from the SPM by what happens across the cell: the electrolyte's concentration
 and potential drop, and a reaction that is not uniform through each electrode, so the particles
@@ -7,13 +7,15 @@ near the separator fill first. On Chen2020 those add 13–200 mV to the SPM's vo
 cut-off up to 1 % earlier; the SPMe, which keeps the electrolyte but spreads the reaction evenly,
 leaves 3–36 mV of that. Here each electrode is resolved at the electrolyte's five Gauss–Legendre
 nodes s_k (``through_cell``). A network N(time, x^SPM, log10 scales, c_rate) gives each node's
-particle surface stoichiometry, in logit space so it stays inside (0, 1):
+particle surface stoichiometry, in logit space so it stays inside (0, 1), and its electrolyte
+concentration, in log space:
 
     logit x_k = logit x^SPM(t) + g·N_mean + h·Σ_{m=1..4} N_m·P_m(s_k),   g = 0.1·f/sqrt(f + 0.01),
                                                                         h = 0.5·sqrt(f),
+    ln c_e,k  = ln c_e,k^SPMe(t) + e·Σ_{m=0..4} M_m·P_m(s_k),             e = 0.5·(1 − e^(−t/120 s)),
 
-with f = t·c_rate/3600 the nominal discharge fraction (both vanish at t = 0: the initial state is
-exact). The reaction j_k = j_avg·(1 + Σ δ_m·P_m(s_k)) is not learned: ``through_cell.solve_reaction``
+with f = t·c_rate/3600 the nominal discharge fraction (g, h and e vanish at t = 0: the initial
+state is exact). The reaction j_k = j_avg·(1 + Σ δ_m·P_m(s_k)) is not learned: ``through_cell.solve_reaction``
 finds the δ at which the DFN's charge conservation in solid and electrolyte (their Ohm's laws,
 with κ at each node's c_e) and Butler–Volmer hold at every node, by Newton, whose last step
 carries the gradient (the implicit function theorem's). Then
@@ -24,53 +26,64 @@ plus PyBaMM's barrier at empty and full at each electrode's mean surface. The ph
 
 - x^SPM, the surface stoichiometries of ``battery.spm``'s particle network (trained on the
   spherical-diffusion residual alone; its weights are copied into this surrogate's file);
-- c_e(t, x) at the nodes, from ``electrolyte``'s network (trained on the electrolyte-diffusion
-  residual alone with the SPMe's uniform reaction; copied likewise);
+- c_e^SPMe(t, x) at the nodes, from ``electrolyte``'s network (trained on the electrolyte-diffusion
+  residual alone with the SPMe's uniform reaction; copied likewise). The uneven reaction moves
+  c_e far from it (22–147 mol/m³ RMS, up to 675, over eight training discharges), and the
+  voltage at the DFN's own surfaces with it by 0.8–16 mV (0.4–1.4 mV with the DFN's own c_e),
+  so the network corrects it at the nodes (M, fitted to the DFN's c_e);
 - the DFN's charge conservation and Butler–Volmer at the nodes, solved exactly (a hard
   constraint, residual under 1e-9 V), and Chen2020's OCPs in closed form (``chen2020``);
-- each node's particle diffusion under that solved, uneven reaction: measured as a residual,
-  not weighted (below).
+- each node's particle diffusion under that solved, uneven reaction, as a residual in the loss
+  (below).
 
 N is fitted in two stages to PyBaMM DFN solutions (``p2d_reference``) on a Sobol design of the
 box, every 10 s up to the cut-off and densely on the last 5 % before it: first the nodes'
-surfaces alone (in logit space; the particles' diffusion under the uneven reaction is what those
-data carry), then with the voltage too. With the surfaces fitted alone and N_V = 0 the solved
-reaction already gives the DFN's voltage to 1.9 mV (median over every 20th training sample).
-While fitting the voltage the reaction is held at its solved value (through the solve, Adam
-diverged). On 64 held-out points: 1.3 / 2.9 / 6.1 mV (median / p95 / max voltage RMSE), the
-cut-off time within 0.12 % (``weights/p2d.json``).
+surfaces (in logit space) and c_e (in log space) alone, then with the voltage and the particles'
+diffusion residual too. While fitting the voltage the reaction is held at its solved value
+(through the solve, Adam diverged). On 64 held-out points: 0.84 / 2.5 / 3.4 mV (median / p95 /
+max voltage RMSE), the cut-off time within 0.11 % (``weights/p2d.json``).
 
-The particles' diffusion residual (``DfnFit.particle_residuals``) is measured, not weighted.
-Along a whole discharge, node k's particle under the reaction solved at the network's surfaces
-is x^SPM + A·G·δ_k, with δ_k the reaction's departure from uniform there and G Duhamel's
-superposition of the sphere's exact constant-flux response over the record
-(``particle.step_response_matrix``, exact for a reaction linear between samples): the DFN's
-particle equation, its flux condition and initial state in integral form, and x_k minus that is
-the residual. It cannot vanish: at the DFN's own node surfaces it is 0.0113 / 0.0174 RMS in
-stoichiometry (negative / positive, every 7th training discharge; 0.07 / 0.17 at worst),
-because the five-node reaction, within a few percent of the DFN's, is integrated over a whole
-discharge. The shipped surfaces give 0.0125 / 0.0174 (``training.fit`` in the card). Weighted
-in the voltage stage (``physics_weight``; 4 whole discharges a step; in the first stage, from
-the SPM's uniform surfaces, it diverged, see ``_stages``) it pulls the surfaces toward the
-five-node reaction's own particles and away from the DFN's, and the posteriors pay for it.
-Measured as the bias a 5 mV record every 10 s would give each of the 64 held-out points
-(linearised: −(SᵀS)⁻¹Sᵀe in exact-posterior sd, S the surrogate's sensitivities to both log
-scales, e its error against the DFN; ``case_studies/battery_p2d/posterior_bias.py``), median
-over the points / share with both under 1 sd:
+The particles' diffusion residual (``DfnFit.particle_residuals``): along a whole discharge,
+node k's particle under the reaction solved at the network's surfaces and c_e is x^SPM +
+A·G·δ_k, with δ_k the reaction's departure from uniform there and G Duhamel's superposition of
+the sphere's exact constant-flux response over the record (``particle.step_response_matrix``,
+exact for a reaction linear between samples): the DFN's particle equation, its flux condition
+and initial state in integral form, and x_k minus that is the residual. With the DFN's own
+reaction at the nodes it gives the DFN's surfaces to 3e-5 / 9e-5 RMS in stoichiometry (negative
+/ positive, eight training discharges); with the reaction solved at the DFN's surfaces and c_e,
+to 0.0035 / 0.0042 (every 7th training discharge, ``training.fit``: the five-node solve's own
+floor). It is weighted 1 in the voltage stage, on 4 whole discharges a step (in the first stage,
+from the SPM's uniform surfaces, it diverged, see ``_stages``; at weight 10, in the second, too).
 
-    weight          residual RMS       held-out mV          posterior bias      case study (1C)
-    0 (shipped)     0.0125 / 0.0174    1.32 / 2.86 / 6.06   0.97 / 0.84, 47 %   +0.24 / −0.09 sd
-    0 (retrained)   0.0125 / 0.0179    1.30 / 2.99 / 6.02   0.89 / 0.93, 47 %   −0.30 / +0.63 sd
-    0.1             0.0121 / 0.0170    1.35 / 2.99 / 6.88   1.01 / 1.02, 39 %   −0.72 / +0.90 sd
-    1               0.0109 / 0.0150    1.48 / 3.17 / 7.51   1.49 / 1.50, 17 %   −1.41 / +1.95 sd
+Before c_e was learned, with the SPMe closure's c_e under the solve, the residual's floor at the
+DFN's own surfaces was 0.0113 / 0.0174, and weighting it pulled the surfaces away from the
+DFN's toward that closure's particles. Measured as the bias a 5 mV record every 10 s would give
+each of the 64 held-out points (linearised: −(SᵀS)⁻¹Sᵀe in exact-posterior sd, S the
+surrogate's sensitivities to both log scales, e its error against the DFN;
+``case_studies/battery_p2d/posterior_bias.py``), median over the points / share with both
+under 1 sd, and at the case study's record:
 
-(the case study's record, linearised the same way; its NUTS run at weight 1 gave −1.30 / +1.93
-sd, against +0.23 / −0.08 for the shipped weights). A retrain at weight 0 (another draw of the
-same recipe: the DFN data regenerated, the same seeds) shows the spread of these figures; weight
-1 lies well outside it. So the residual holds at the DFN's level only by giving up the DFN's
-surfaces; with a reaction resolved finer than five nodes it would not have to. The table also
-says what a surrogate-alone posterior is worth across the box: at half the held-out points a
-5 mV record's bias exceeds 1 sd, which is what ``correct = "importance"`` is for.
+    c_e             weight   residual RMS       held-out mV          posterior bias      case study (1C)
+    SPMe closure    0        0.0125 / 0.0174    1.32 / 2.86 / 6.06   0.97 / 0.84, 47 %   +0.24 / −0.09 sd
+    SPMe closure    0        0.0125 / 0.0179    1.30 / 2.99 / 6.02   0.89 / 0.93, 47 %   −0.30 / +0.63 sd
+    SPMe closure    0.1      0.0121 / 0.0170    1.35 / 2.99 / 6.88   1.01 / 1.02, 39 %   −0.72 / +0.90 sd
+    SPMe closure    1        0.0109 / 0.0150    1.48 / 3.17 / 7.51   1.49 / 1.50, 17 %   −1.41 / +1.95 sd
+    learned         0        0.0078 / 0.0151    0.81 / 2.47 / 3.36   0.96 / 0.98, 41 %   −0.13 / +0.32 sd
+    learned         1        0.0066 / 0.0108    0.84 / 2.49 / 3.37   1.08 / 1.00, 41 %   +0.22 / +0.17 sd
+
+(the second row is a retrain of the first, another draw of the same recipe; the last row is
+shipped, and NUTS on it at the case study's record measured +0.27 / +0.13 sd). With c_e learned,
+the residual no longer fights the DFN's surfaces: weighted, it falls by 15 / 28 % at no cost in
+accuracy or bias. The table also says what a surrogate-alone posterior is worth across the box,
+whatever the weights: at about half the held-out points a 5 mV record's bias exceeds 1 sd (a
+0.3 mV error along the sensitivities is 1 sd of a 356-sample record), which is what
+``correct = "importance"`` is for.
+
+The electrolyte's diffusion under the uneven reaction is not a residual here: tried at the
+nodes, with c_e across an electrode the degree-4 polynomial through them, the DFN's own c_e
+left a residual of 0.5 (median) of the negative electrode's mean source at 1C pointwise and up
+to 0.2 in integral form (collector to node), where finite differences on PyBaMM's mesh leave
+0.017: five nodes do not resolve c_e's curvature, so the correction is fitted to the DFN's c_e.
 
 The cut-off cliff is the OCP's own steep edge, reached at the nodes nearest the separator, whose
 surfaces rise steeply into it: this network's outputs follow them, so along a record it runs at
@@ -113,11 +126,15 @@ PARTICLE, ELECTROLYTE = "particle.", "electrolyte."
 VOLTAGE_SCALE_V = 0.1
 SHIFT_SCALE, SPREAD_SCALE = 0.1, 0.5  # of the surfaces' logits: their mean's shift, their spread
 SURFACE_MODES = 4  # P1..P4 across an electrode: with the mean, one value per node
+C_E_MODES = 5  # P0..P4 of the electrolyte's correction across an electrode: one per node
+C_E_SCALE = 0.5  # of the correction to ln c_e: the DFN's c_e is up to 0.65 off the SPMe closure's
 ELECTROLYTE_S = 120.0  # about the electrolyte's diffusion time across the cell, L²/D_e
-# outputs: 0, 1 each electrode's mean surface, 2 the voltage, then SURFACE_MODES per electrode
-N_INPUTS, N_OUTPUTS = 8, 3 + 2 * SURFACE_MODES
+# outputs: 0, 1 each electrode's mean surface, 2 the voltage, then SURFACE_MODES per electrode,
+# then C_E_MODES per electrode
+N_INPUTS, N_OUTPUTS = 8, 3 + 2 * SURFACE_MODES + 2 * C_E_MODES
 LOSS_SCALE_V = 0.01  # the voltage's loss is in units of 10 mV
 LOSS_SCALE_LOGIT = 0.02  # the surfaces' in units of 0.02 in logit (0.005 in x at x = 0.5)
+LOSS_SCALE_LOG_C_E = 0.01  # c_e's in units of 1 % (10 mol/m³ at c_e0)
 SOLVE_STEPS = 6  # Newton from a uniform start: at most 6 µV of residual over the training samples
 END_FRACTIONS = 1.0 - np.geomspace(0.05, 1e-4, 40)  # of the cut-off time: the cliff
 TRAIN_SEED = 7  # the held-out design uses spm_pinn's validation seed
@@ -136,12 +153,12 @@ P2D_CONFIG = TrainConfig(
     adam_steps=3_000,  # the surfaces' stage; the voltage's takes two thirds of it (``train_p2d``)
     lr_start=3e-3,
     lr_end=1e-4,
-    collocation_batch=1,  # whole discharges a step for the particles' residual, when weighted
+    collocation_batch=4,  # whole discharges a step for the particles' residual
     data_batch=8_192,
     lbfgs_steps=0,
     lbfgs_data=32_768,
     lbfgs_resample_every=250,
-    physics_weight=0.0,  # the particles' residual: measured, not weighted (the module's docstring)
+    physics_weight=1.0,  # the particles' residual, in the voltage stage (``_stages``)
     data_weight=1.0,
     n_trajectories=1_024,
     checkpoint_every=250,
@@ -195,6 +212,21 @@ def surface_logits(xp, out, f, x_n, x_p) -> dict:
         legendre = xp.asarray(through_cell.legendre_at_nodes(domain, SURFACE_MODES).T, dtype=out.dtype)
         logits[domain] = (_logit(xp, x_spm) + g * out[..., i])[..., None] + h[..., None] * (modes @ legendre)
     return logits
+
+
+def electrolyte_concentrations(xp, out, t, c_e_n, c_e_p) -> tuple:
+    """c_e [mol.m-3] at each electrode's nodes, two arrays (..., 5): the electrolyte network's
+    (``c_e_n``, ``c_e_p``, under the SPMe's uniform reaction) times exp(e·Σ_{m=0..4} N_m·P_m(s_k)),
+    e = 0.5·(1 − e^(−t/120 s)), the network's correction for the uneven reaction (the initial
+    state stays exact)."""
+    e = C_E_SCALE * (1.0 - xp.exp(-t / ELECTROLYTE_S))
+    concentrations = []
+    for i, (domain, base) in enumerate(zip(through_cell.DOMAINS, (c_e_n, c_e_p), strict=True)):
+        start = 3 + 2 * SURFACE_MODES + i * C_E_MODES
+        legendre = np.c_[np.ones(electrolyte.QUADRATURE_NODES), through_cell.legendre_at_nodes(domain, 4)]
+        modes = out[..., start : start + C_E_MODES] @ xp.asarray(legendre.T, dtype=out.dtype)
+        concentrations.append(base * xp.exp(e[..., None] * modes))
+    return tuple(concentrations)
 
 
 def _sigmoid(xp, z):
@@ -303,7 +335,9 @@ def predict(
     x_n, x_p, out = fields[..., 0], fields[..., 1], fields[..., 2:]
     logits = surface_logits(xp, out, discharge_fraction(t, c_rate), x_n, x_p)
     surfaces = {k: _sigmoid(xp, v) for k, v in logits.items()}
-    c_e_n, c_e_p, _ = electrolyte.state_once(xp, _split(weights)[2], t, c_rate)
+    c_e_n, c_e_p = electrolyte_concentrations(
+        xp, out, t, *electrolyte.state_once(xp, _split(weights)[2], t, c_rate)[:2]
+    )
     current = chen2020.CAPACITY_AH * c_rate + 0.0 * x_n
     j0 = negative_j0_scale + 0.0 * current
     # The reaction is solved at every time, not interpolated: it follows the graphite OCP's steps
@@ -315,7 +349,8 @@ def predict(
 
 def dfn_curve(values: dict, dt_s: float = 10.0) -> tuple[np.ndarray, dict, float]:
     """PyBaMM's DFN up to its cut-off: (times every ``dt_s`` and densely on the last 5 %, the
-    voltage and each electrode's surface stoichiometries at its nodes there, the cut-off time [s])."""
+    voltage and each electrode's surface stoichiometries and electrolyte concentration [mol.m-3]
+    at its nodes there, the cut-off time [s])."""
     _, _, t_cut = p2d_reference.window(dt_s=dt_s, **values)
     times = np.union1d(np.arange(0.0, t_cut, dt_s), END_FRACTIONS * t_cut)
     sol = p2d_reference.simulation(True).solve(
@@ -325,6 +360,7 @@ def dfn_curve(values: dict, dt_s: float = 10.0) -> tuple[np.ndarray, dict, float
     for domain, x_m in zip(through_cell.DOMAINS, node_positions_m(), strict=True):
         name = f"{domain.capitalize()} particle surface stoichiometry"
         fields[f"{domain}_surfaces"] = np.asarray(sol[name](t=times, x=x_m)).T  # (T, 5)
+        fields[f"{domain}_c_e"] = np.asarray(sol["Electrolyte concentration [mol.m-3]"](t=times, x=x_m)).T
     return times, fields, t_cut
 
 
@@ -342,7 +378,7 @@ def dfn_curves(
     from tqdm.auto import tqdm
 
     cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bayespinn"
-    path = cache / f"dfn_curves_{n_points}_{seed}_{p2d_reference.PARTICLE_VOLUMES}_nodes.npz"
+    path = cache / f"dfn_curves_{n_points}_{seed}_{p2d_reference.PARTICLE_VOLUMES}_nodes_c_e.npz"
     if path.exists():
         return dict(np.load(path))
     rows = []
@@ -385,6 +421,7 @@ class DfnFit:
         c_e_n, c_e_p, _ = electrolyte.state(np, self.cell, d["t"], d["c_rate"])
         columns = {
             "z": z,
+            "t": d["t"],
             "f": f,
             "x_n": x_n,
             "x_p": x_p,
@@ -394,6 +431,7 @@ class DfnFit:
             "c_e_n": c_e_n,
             "c_e_p": c_e_p,
             **{k: _logit(np, d[f"{k}_surfaces"]) for k in through_cell.DOMAINS},
+            **{f"{k}_log_c_e": np.log(d[f"{k}_c_e"]) for k in through_cell.DOMAINS},
         }
         self.columns = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in columns.items()}
         # Each curve counts as much as any other (the bar is on each curve's RMSE): a 0.5C curve
@@ -417,7 +455,8 @@ class DfnFit:
         after the other: each node's particle under the reaction solved at those surfaces (held,
         as for the voltage), by Duhamel's superposition of the sphere's exact response
         (``particle.step_response_matrix``); the SPM's surfaces carry the uniform reaction's part.
-        The surfaces are the network's, or with ``at_dfn`` the DFN's own (the training data's)."""
+        The surfaces and c_e are the network's, or with ``at_dfn`` the DFN's own (the training
+        data's)."""
         lengths = [int(self.lengths[i]) for i in discharges]
         rows = torch.from_numpy(
             np.concatenate([self.starts[i] + np.arange(n) for i, n in zip(discharges, lengths)])
@@ -425,12 +464,13 @@ class DfnFit:
         b = {k: v[rows].double() for k, v in self.columns.items()}
         if at_dfn:
             logits = {k: b[k] for k in through_cell.DOMAINS}
+            c_e = tuple(torch.exp(b[f"{k}_log_c_e"]) for k in through_cell.DOMAINS)
         else:
             out = model(self.columns["z"][rows].to(next(model.parameters()).dtype)).double()
-            logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
+            logits, c_e = self.fields(out, b)
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
         with torch.no_grad():  # the reaction held
-            reaction = solve_reactions(torch, surfaces, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
+            reaction = solve_reactions(torch, surfaces, b["current"], b["j0"], *c_e)
         residual = {}
         for domain, spm in zip(through_cell.DOMAINS, (b["x_n"], b["x_p"]), strict=True):
             legendre = torch.from_numpy(through_cell.legendre_at_nodes(domain, SURFACE_MODES).T)
@@ -458,22 +498,30 @@ class DfnFit:
     def data_loss(self, model, batch: dict) -> torch.Tensor:
         b = {k: v.double() for k, v in batch.items()}  # Newton's solve needs float64
         out = model(batch["z"]).double()
-        logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
+        logits, c_e = self.fields(out, b)
         loss = sum(((logits[k] - b[k]) / LOSS_SCALE_LOGIT).square().mean() for k in logits)
+        loss = loss + sum(
+            ((torch.log(c) - b[f"{k}_log_c_e"]) / LOSS_SCALE_LOG_C_E).square().mean()
+            for k, c in zip(through_cell.DOMAINS, c_e, strict=True)
+        )
         if self.with_voltage:
-            loss = loss + ((self.voltage(out, logits, b) - b["voltage"]) / LOSS_SCALE_V).square().mean()
+            loss = loss + ((self.voltage(out, logits, c_e, b) - b["voltage"]) / LOSS_SCALE_V).square().mean()
         return loss.to(batch["z"].dtype)
 
     @staticmethod
-    def voltage(out, logits: dict, b: dict):
+    def fields(out, b: dict) -> tuple[dict, tuple]:
+        """(the nodes' surfaces' logits, their c_e) from the network's outputs at samples ``b``."""
+        logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
+        return logits, electrolyte_concentrations(torch, out, b["t"], b["c_e_n"], b["c_e_p"])
+
+    @staticmethod
+    def voltage(out, logits: dict, c_e: tuple, b: dict):
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
         # The reaction is held at its solved value while fitting: its derivative through the solve
         # made Adam diverge (loss 5 to 100–200 in 700 steps, measured); held, it converges.
         held = {k: v.detach() for k, v in surfaces.items()}
-        reaction = solve_reactions(torch, held, b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
-        return node_voltage(
-            torch, surfaces, reaction, out[..., 2], b["current"], b["j0"], b["c_e_n"], b["c_e_p"]
-        )
+        reaction = solve_reactions(torch, held, b["current"], b["j0"], *(c.detach() for c in c_e))
+        return node_voltage(torch, surfaces, reaction, out[..., 2], b["current"], b["j0"], *c_e)
 
 
 def validate_p2d(weights: dict, n_layers: int, n_points: int = 64, seed: int = 20_260) -> dict:
@@ -559,11 +607,11 @@ def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
     on every ``every``-th discharge, the particles' diffusion residual (stoichiometry), and the
     same at the DFN's own surfaces (how far the five-node reaction lets it fall)."""
     b = {k: v[::every].double() for k, v in problem.columns.items()}
-    args = (b["current"], b["j0"], b["c_e_n"], b["c_e_p"])
     with torch.no_grad():
         out = model(b["z"])
-        logits = surface_logits(torch, out, b["f"], b["x_n"], b["x_p"])
+        logits, c_e = problem.fields(out, b)
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
+        args = (b["current"], b["j0"], *c_e)
         _, (cell_v, residual) = through_cell.solve_cell(torch, surfaces, *args, SOLVE_STEPS)
         with_term = _terminal(torch, cell_v, surfaces, out[..., 2])
         physics = _terminal(torch, cell_v, surfaces, 0.0 * out[..., 2])
@@ -580,6 +628,10 @@ def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
         "voltage_rmse_mV": 1e3 * rmse(with_term, b["voltage"]),
         "voltage_rmse_without_term_mV": 1e3 * rmse(physics, b["voltage"]),
         **{f"{k}_surfaces_rmse": rmse(surfaces[k], torch.sigmoid(b[k])) for k in surfaces},
+        **{
+            f"{k}_c_e_rmse_mol_m3": rmse(c, torch.exp(b[f"{k}_log_c_e"]))
+            for k, c in zip(through_cell.DOMAINS, c_e, strict=True)
+        },
         "balance_residual_max_mV": 1e3 * float(residual.abs().max()),
         "discharges": len(discharges),
         **{f"{k}_particle_residual_rms": float(v.square().mean().sqrt()) for k, v in particles.items()},
@@ -614,10 +666,14 @@ def _card(config, record, validation, n_layers, n_samples, particle_card, cell_c
                 "N_2 (voltage)",
                 "N_3..N_6 (negative surfaces across the electrode: P1..P4, logit)",
                 "N_7..N_10 (positive surfaces across the electrode: P1..P4, logit)",
+                "N_11..N_15 (negative electrolyte concentration's correction: P0..P4, log)",
+                "N_16..N_20 (positive electrolyte concentration's correction: P0..P4, log)",
             ],
             "n_layers": n_layers,
             "ansatz": "at each electrode's 5 Gauss–Legendre nodes s_k (s from its current collector): "
             "logit x_k = logit x^SPM + g·N_mean + h·Σ_m N_m·P_m(s_k), g = 0.1·f/sqrt(f + 0.01), h = 0.5·sqrt(f); "
+            "ln c_e,k = ln c_e,k^SPMe + e·Σ_{m=0..4} M_m·P_m(s_k), e = 0.5·(1 − exp(−t/120 s)), c_e^SPMe the "
+            "electrolyte network's; "
             "the reaction j_k = j_avg·(1 + Σ_m δ_m·P_m(s_k)), m = 1..4 (∫ a·j dx = I exactly), with δ "
             f"solved by {SOLVE_STEPS} Newton steps (the last one carries the gradient) so that every node "
             "gives the same B = U(x_k) + η_k(j_k, x_k, c_e,k) ∓ A_k + 2(1 − t+)·RT/F·ln c_e,k, A_k the "
@@ -627,8 +683,9 @@ def _card(config, record, validation, n_layers, n_samples, particle_card, cell_c
             "particle_network": "battery.spm's (tensors under 'particle.'), trained on the spherical "
             f"diffusion residual alone; its card's sha256 {particle_card.get('sha256', '?')}",
             "electrolyte_network": "battery.electrolyte's (tensors under 'electrolyte.'), trained on the "
-            "electrolyte diffusion residual alone with the reaction uniform through each electrode; its "
-            f"card's sha256 {cell_card.get('sha256', '?')}",
+            "electrolyte diffusion residual alone with the reaction uniform through each electrode (the "
+            "SPMe's closure), corrected at the nodes by this network's M; its card's sha256 "
+            f"{cell_card.get('sha256', '?')}",
             "dtype": "float64",
             "evaluation": f"along a record (over {2 * RECORD_NODES} known times, inputs constant) the "
             f"particle network runs at {RECORD_NODES} Chebyshev points in √t and is interpolated "
@@ -643,26 +700,27 @@ def _card(config, record, validation, n_layers, n_samples, particle_card, cell_c
         "training": {
             "config": config.to_dict(),
             "stages": {k: v.to_dict() for k, v in _stages(config).items()},
-            "loss": "stage 'surfaces': Σ_electrodes mean ((logit x_k − logit x_k,DFN) / 0.02)² over the "
-            "nodes and training samples; stage 'voltage', from its weights: the same + mean ((V_net − "
+            "loss": "stage 'surfaces': Σ_electrodes mean ((logit x_k − logit x_k,DFN) / 0.02)² + mean ((ln "
+            "c_e,k − ln c_e,k,DFN) / 0.01)² over the nodes and training samples; stage 'voltage', from its "
+            "weights: the same + mean ((V_net − "
             "V_DFN) / 10 mV)², V_net through the solved reaction"
             + (
                 f", + {config.physics_weight:g}·{PARTICLE_LOSS_TEXT}, {config.collocation_batch} a step"
                 if config.physics_weight > 0
-                else f". Measured (training.fit), not weighted: {PARTICLE_LOSS_TEXT}; weighted 0.1 or 1 it "
-                "pulled the surfaces toward the five-node reaction's own particles and biased the posteriors "
-                "(p2d_pinn's docstring)"
+                else f". Measured (training.fit), not weighted: {PARTICLE_LOSS_TEXT}"
             ),
             "mix": (
                 f"PyBaMM DFN solutions (p2d_reference's mesh) at {config.n_trajectories} Sobol points "
                 f"(seed {TRAIN_SEED}) of the box, {n_samples} samples: every 10 s up to the cut-off and "
-                "40 times on the last 5 % before it; their voltage and their particles' surface "
-                "stoichiometries at the 5 nodes of each electrode. The physics: the DFN's charge "
+                "40 times on the last 5 % before it; their voltage, their particles' surface "
+                "stoichiometries and their electrolyte concentration at the 5 nodes of each electrode. "
+                "The physics: the DFN's charge "
                 "conservation in solid and electrolyte and Butler–Volmer at the nodes, solved exactly for "
                 "the reaction (a hard constraint, not a penalty); the particles' diffusion residual with "
                 "the reaction uniform (the particle network's loss, under the learned surfaces' shift and "
                 "spread); the electrolyte's diffusion residual with the SPMe's uniform reaction (the "
-                "electrolyte network's loss); the OCPs in closed form. The particles' diffusion under the "
+                "electrolyte network's loss; the uneven reaction's part enters through the DFN's c_e); the "
+                "OCPs in closed form. The particles' diffusion under the "
                 "uneven reaction enters through the DFN's surfaces"
                 + (
                     " only"
