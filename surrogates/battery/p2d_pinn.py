@@ -397,10 +397,11 @@ def dfn_curves(
 
 @dataclass
 class DfnFit:
-    """The trainer's problem at DFN samples (no collocation residual: the charge conservation is
-    solved, not penalised). ``with_voltage`` False: the nodes' surfaces alone, in logit space;
-    True: the voltage too, through the solved reaction. The SPM's surfaces and the electrolyte do
-    not depend on what is trained, so they are computed once."""
+    """The trainer's problem at DFN samples: the charge conservation is solved, not penalised;
+    the physics residual is the particles' along whole discharges (``particle_residuals``).
+    ``with_voltage`` False: the nodes' surfaces (logit) and c_e (log) alone; True: the voltage
+    too, through the solved reaction. The SPM's surfaces and the electrolyte network's c_e do not
+    depend on what is trained, so they are computed once."""
 
     data: dict
     particle: dict
@@ -603,9 +604,10 @@ def _stages(config: TrainConfig) -> dict:
 
 def _training_fit(problem: DfnFit, model, every: int = 7) -> dict:
     """The fit on every ``every``-th training sample: voltage RMSE with and without the voltage
-    term, the nodes' surfaces' RMSE (stoichiometry) and the solved balance's largest residual;
-    on every ``every``-th discharge, the particles' diffusion residual (stoichiometry), and the
-    same at the DFN's own surfaces (how far the five-node reaction lets it fall)."""
+    term, the nodes' surfaces' RMSE (stoichiometry), their c_e's RMSE and the solved balance's
+    largest residual; on every ``every``-th discharge, the particles' diffusion residual
+    (stoichiometry), and the same at the DFN's own surfaces and c_e (how far the five-node
+    reaction lets it fall)."""
     b = {k: v[::every].double() for k, v in problem.columns.items()}
     with torch.no_grad():
         out = model(b["z"])
