@@ -128,8 +128,8 @@ def _smoke(config, **more):
     """A smoke-sized run (``train --quick``): a minute on a CPU, far from the accuracy bar."""
     import dataclasses
 
-    small = {"collocation_batch": 1024, "data_batch": 1024, "lbfgs_collocation": 1024, "lbfgs_data": 1024}
-    return dataclasses.replace(config, adam_steps=100, lbfgs_steps=5, **{**small, **more})
+    small = {"adam_steps": 100, "lbfgs_steps": 5, "collocation_batch": 1024, "data_batch": 1024}
+    return dataclasses.replace(config, **{**small, "lbfgs_collocation": 1024, "lbfgs_data": 1024, **more})
 
 
 def _trained(
@@ -185,9 +185,14 @@ def _p2d_train(device: str, out, physics_only: bool, quick: bool, checkpoint, pr
     # physics_only: refused before this is called (PHYSICS_ONLY_REFUSED)
     from surrogates.battery.p2d_pinn import P2D_CONFIG, train_p2d
 
-    # A smoke run fits 16 DFN curves and is validated on 8 points.
+    # A smoke run fits 16 DFN curves and is validated on 8 points. Its physics batch is whole
+    # discharges for the particles' residual, not points: the full run's 4 (and, like it, no
+    # L-BFGS, whose batch would be the smoke's 1,024 discharges an evaluation).
     smoke = {"validation_points": 8}
-    return _trained(train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, n_trajectories=16)
+    sizes = {"collocation_batch": P2D_CONFIG.collocation_batch, "lbfgs_steps": P2D_CONFIG.lbfgs_steps}
+    return _trained(
+        train_p2d, P2D_CONFIG, device, out, quick, checkpoint, progress, smoke, n_trajectories=16, **sizes
+    )
 
 
 def _p2d_validate(path, n_points: int):
