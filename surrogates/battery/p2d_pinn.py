@@ -223,7 +223,9 @@ def electrolyte_concentrations(xp, out, t, c_e_n, c_e_p) -> tuple:
     concentrations = []
     for i, (domain, base) in enumerate(zip(through_cell.DOMAINS, (c_e_n, c_e_p), strict=True)):
         start = 3 + 2 * SURFACE_MODES + i * C_E_MODES
-        legendre = np.c_[np.ones(electrolyte.QUADRATURE_NODES), through_cell.legendre_at_nodes(domain, 4)]
+        legendre = np.c_[
+            np.ones(electrolyte.QUADRATURE_NODES), through_cell.legendre_at_nodes(domain, C_E_MODES - 1)
+        ]
         modes = out[..., start : start + C_E_MODES] @ xp.asarray(legendre.T, dtype=out.dtype)
         concentrations.append(base * xp.exp(e[..., None] * modes))
     return tuple(concentrations)
