@@ -20,6 +20,7 @@ from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.domain_flags import domain_flags
 from bayespinn.errors import UserError
+from bayespinn.held_out_bias import held_out_bias, held_out_flags
 from bayespinn.study import ENSEMBLES, Study
 from inference.diagnostics import ESS_MIN, bound_flags, summary, verdict
 from inference.model import ModelSpec, build_model
@@ -306,6 +307,19 @@ def _json(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
+def _held_out_bias(prep: Prepared, idata, diagnostics: dict, note) -> None:
+    """What the surrogate's held-out errors would do to this posterior (``bayespinn.held_out_bias``);
+    flagged only where no reference check measured the shift at this record itself."""
+    bias = held_out_bias(prep, idata)
+    if bias is None:
+        return
+    diagnostics["held_out_bias"] = bias
+    medians = ", ".join(f"{k} {v['median_abs_sd']:.2f} sd" for k, v in bias["parameters"].items())
+    note(f"held-out error: over {bias['curves']} curves, median |mean shift| {medians}")
+    if "reference_check" not in diagnostics:
+        diagnostics["flags"] = diagnostics.get("flags", []) + held_out_flags(bias, prep.model.name)
+
+
 def calibrate(study: Study, progress: bool = True, check_reference: bool = False) -> Run:
     """Check, sample, diagnose and write ``study.output_dir``; returns the run.
 
@@ -336,6 +350,8 @@ def calibrate(study: Study, progress: bool = True, check_reference: bool = False
         diagnostics["flags"] = diagnostics.get("flags", []) + reference.reference_flags(check)
         shifts = ", ".join(f"{k} {v:+.2f} sd" for k, v in check["mean_shift_in_sd"].items())
         note(f"reference check: {check['draws']} draws through {check['reference']}; mean shifts {shifts}")
+    if study.inference.correct == "none":
+        _held_out_bias(prep, idata, diagnostics, note)
     for warning in diagnostics["warnings"]:
         note(f"warning: {warning}")
     note(f"total {time.perf_counter() - t0:.1f} s")

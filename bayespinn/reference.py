@@ -26,9 +26,11 @@ __all__ = [
     "correct",
     "exact_grid",
     "grid_parameters",
+    "likelihood_sd",
     "mean_shift_in_sd",
     "reference_flags",
     "reference_of",
+    "shift_operator",
 ]
 
 log = logging.getLogger("bayespinn")
@@ -202,7 +204,7 @@ def check_reference(prep, idata, n_draws: int = 200) -> dict:
     t_s, obs = prep.data.time_s, prep.spec.observables
     sur = batch_forward(prep.model, t_s, prep.study.conditions, obs)(values)
     exact = batch_forward(ref, t_s, prep.study.conditions, obs)(values)
-    sigma = {o: _likelihood_sd(prep, idata, o) for o in obs}
+    sigma = {o: likelihood_sd(prep, idata, o) for o in obs}
     shift = mean_shift_in_sd(flat, theta, sur, exact, sigma, prep.spec.surrogate_factor)
     rows = {}
     for o in obs:
@@ -241,19 +243,33 @@ def mean_shift_in_sd(
     """First-order shift of the posterior mean caused by a surrogate's error, in posterior sds.
 
     ``posterior`` (n, p) are all draws, ``theta`` (k, p) those solved by both models, ``surrogate``
-    and ``exact`` {observable: (k, T)} their outputs, ``sigma`` {observable: likelihood sd}. Data
-    seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀ C⁻¹ ē, with
-    Σ the posterior covariance, ē the mean error, J = ∂f/∂θ regressed over the k draws and C the
-    likelihood's covariance: σ²I, or σ²I + L Lᵀ with the correlated error model's ``factor`` L
-    {observable: (T, r)}, which absorbs an error along the directions it expects.
+    and ``exact`` {observable: (k, T)} their outputs, ``sigma`` {observable: likelihood sd}; the
+    error is the mean difference over the k draws (``shift_operator``).
+    """
+    shift = shift_operator(posterior, theta, surrogate, sigma, factor)
+    return shift({o: (out - exact[o]).mean(0) for o, out in surrogate.items()})
+
+
+def shift_operator(posterior: np.ndarray, theta: np.ndarray, surrogate: dict, sigma: dict, factor=None):
+    """``error -> shift``: the first-order shift of the posterior mean, in posterior sds, caused by
+    a surrogate error {observable: (T,), or (T, K) for K errors at once} at the data times.
+
+    Data seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀ C⁻¹ e,
+    with Σ the covariance of the draws ``posterior`` (n, p), J = ∂f/∂θ regressed over the
+    surrogate's outputs {observable: (k, T)} at ``theta`` (k, p) and C the likelihood's covariance:
+    σ²I, or σ²I + L Lᵀ with the correlated error model's ``factor`` L {observable: (T, r)}, which
+    absorbs an error along the directions it expects.
     """
     cov = np.atleast_2d(np.cov(posterior, rowvar=False))
+    sd = np.sqrt(np.diag(cov))
     centred = theta - theta.mean(0)
-    pull = np.zeros(theta.shape[1])
-    for o, out in surrogate.items():
-        jac = np.linalg.lstsq(centred, out - out.mean(0), rcond=None)[0]  # (p, T)
-        pull += jac @ _precision_times(sigma[o], (factor or {}).get(o), (out - exact[o]).mean(0))
-    return -(cov @ pull) / np.sqrt(np.diag(cov))
+    jac = {o: np.linalg.lstsq(centred, out - out.mean(0), rcond=None)[0] for o, out in surrogate.items()}
+
+    def shift(error: dict) -> np.ndarray:
+        pull = sum(j @ _precision_times(sigma[o], (factor or {}).get(o), error[o]) for o, j in jac.items())
+        return -(cov @ pull) / (sd[:, None] if np.ndim(pull) == 2 else sd)
+
+    return shift
 
 
 def _precision_times(sigma: float, factor, v: np.ndarray) -> np.ndarray:
@@ -276,7 +292,7 @@ def reference_flags(check: dict) -> list[str]:
     ]
 
 
-def _likelihood_sd(prep, idata, observable: str) -> float:
+def likelihood_sd(prep, idata, observable: str) -> float:
     """The sd of the likelihood: the noise (given, or its posterior mean) with the surrogate's RMSE."""
     from inference.model import sigma_site
 

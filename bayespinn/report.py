@@ -92,6 +92,7 @@ def write_report(
             _shape_section(idata, meta),
             _correction_section(diagnostics, meta),
             _reference_check_section(diagnostics, meta),
+            _held_out_bias_section(diagnostics, meta),
             _surrogate_section(meta),
             _engine_section(idata, meta),
             _trace_section(idata, meta),
@@ -276,6 +277,31 @@ def _reference_check_section(d: dict, meta: dict) -> str:
         "<p>Estimated shift of each posterior mean caused by the difference, in posterior sds (first "
         f"order; above {c['flag_above_sd']:g} the run is flagged):</p>"
         f"<table><tr><th>parameter</th><th>shift [sd]</th></tr>{shifts}</table>{figures}"
+    )
+
+
+def _held_out_bias_section(d: dict, meta: dict) -> str:
+    """What errors like the surrogate's held-out ones would do to this posterior's means."""
+    b = d.get("held_out_bias")
+    if not b:
+        return ""
+    units = meta.get("units") or {}
+    rows = "".join(
+        f"<tr><td>{_e(_with_unit(name, units.get(name)))}</td><td>{v['median_abs_sd']:.2f}</td>"
+        f"<td>{v['p90_abs_sd']:.2f}</td><td>{100 * v['share_above_flag']:.0f} %</td></tr>"
+        for name, v in b["parameters"].items()
+    )
+    return (
+        "<h2>What the surrogate's measured error could do here</h2>"
+        f"<p>Each of the card's {b['curves']} held-out error curves (surrogate − reference), laid onto "
+        "this record's times in turn, shifts the posterior means to first order; the table gives the "
+        "size of the shift in posterior sds, weighted towards the curves measured near this study's "
+        f"conditions and posterior mean. A median above {b['flag_above_sd']:g} sd is flagged: the "
+        "record is long or quiet enough for the surrogate's error to matter, and the reference "
+        'correction (<code>correct = "importance"</code>) or <code>--check-reference</code> tells '
+        "how much at this record.</p>"
+        "<table><tr><th>parameter</th><th>median |shift| [sd]</th><th>90 % of curves within [sd]</th>"
+        f"<th>curves above {b['flag_above_sd']:g} sd</th></tr>{rows}</table>"
     )
 
 

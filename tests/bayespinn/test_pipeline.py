@@ -27,6 +27,14 @@ def test_calibrate_writes_exactly_the_run_files(tmp_path):
     diagnostics = json.loads((run.dir / "diagnostics.json").read_text())
     for key in ("converged", "max_rhat", "min_ess_bulk", "divergences", "warnings", "wall_time_s"):
         assert key in diagnostics
+    # Every run says what the card's 128 held-out error curves would do to it, and flags exactly
+    # the parameters a typical one moves by more than the bound.
+    bias = diagnostics["held_out_bias"]
+    assert bias["curves"] == 128 and len(bias["shift_in_sd"]["m"]) == 128
+    for name, v in bias["parameters"].items():
+        flagged = any(f.startswith(f"{name}: errors like power.smib's") for f in diagnostics["flags"])
+        assert flagged == (v["median_abs_sd"] > SHIFT_FLAG_SD)
+        assert v["median_abs_sd"] <= v["p90_abs_sd"]
 
     idata = az.from_netcdf(run.dir / "posterior.nc")
     assert GROUPS <= set(idata.groups())
@@ -37,7 +45,9 @@ def test_calibrate_writes_exactly_the_run_files(tmp_path):
     np.testing.assert_allclose(idata.observed_data["Angle [rad]"].coords["time"], np.linspace(0, 20, 41))
     from importlib.metadata import version
 
-    assert f"numpyro {version('numpyro')}, jax {version('jax')}" in (run.dir / "report.html").read_text()
+    report = (run.dir / "report.html").read_text()
+    assert f"numpyro {version('numpyro')}, jax {version('jax')}" in report
+    assert "What the surrogate's measured error could do here" in report
 
 
 def test_rerun_replaces_the_previous_run(tmp_path):
@@ -65,3 +75,6 @@ def test_demo_recovers_the_truth(tmp_path, capsys):
     check = json.loads((out / "diagnostics.json").read_text())["reference_check"]
     assert check["mean_shift_in_sd"]["d"] < -SHIFT_FLAG_SD
     assert "check before use: d: the surrogate's error" in printed
+    # The measured shift supersedes the held-out estimate: no second flag for the same cause.
+    assert "held_out_bias" in json.loads((out / "diagnostics.json").read_text())
+    assert "errors like power.smib's" not in printed

@@ -1,0 +1,106 @@
+"""What the surrogate's held-out errors would do to a posterior, checked against least-squares fits."""
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import least_squares
+
+from bayespinn.held_out_bias import held_out_bias, held_out_flags
+from bayespinn.pipeline import prepare
+from bayespinn.reference import mean_shift_in_sd, shift_operator
+from bayespinn.study import load_study
+from surrogates import registry
+
+SIGMA = 0.01  # the noise of the record [rad, rad/s]: the shifts scale as 1/σ on both sides
+STUDY = """
+[surrogate]
+name = "power.smib"
+[data]
+path = "data.csv"
+[conditions]
+B = 0.2
+P = {P}
+delta0 = {delta0}
+omega0 = {omega0}
+[parameters.m]
+prior = "uniform"
+lower = 0.1
+upper = 1.0
+[parameters.d]
+prior = "uniform"
+lower = 0.05
+upper = 0.5
+[noise]
+sigma = {sigma}
+[inference]
+surrogate_error = "off"
+[output]
+dir = "run"
+"""
+
+
+def test_shift_operator_takes_many_errors_at_once():
+    # The (T, K) form used for the held-out curves equals K one-at-a-time mean shifts.
+    rng = np.random.default_rng(0)
+    t = np.linspace(0.0, 5.0, 30)
+    a = np.stack([np.sin(t), 1 + 0 * t], -1)
+    posterior = rng.multivariate_normal([1.0, 0.5], [[0.01, 0.002], [0.002, 0.02]], size=5_000)
+    theta = posterior[:100]
+    exact = {"u": theta @ a.T}
+    errors = rng.normal(0.0, 0.05, size=(t.size, 4))
+    many = shift_operator(posterior, theta, exact, {"u": 0.1})({"u": errors})
+    one_by_one = [
+        mean_shift_in_sd(posterior, theta, {"u": exact["u"] + e}, exact, {"u": 0.1}) for e in errors.T
+    ]
+    np.testing.assert_allclose(many, np.stack(one_by_one, 1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("cell", [107, 21, 5])
+def test_a_held_out_curve_predicts_the_surrogates_fit_at_its_own_cell(tmp_path, cell):
+    # At held-out cell k the reference's record is f_ref(θ_k) = f_sur(θ_k) − e_k exactly, so the
+    # surrogate's best fit to it (nonlinear least squares, the flat-prior posterior mode) lands at
+    # θ_k + Δθ. The held-out estimate for curve k, from Laplace draws around that fit, must find Δθ:
+    # an independent check of the sign, the time grid and the scale in sds. Cells 107, 21 and 5
+    # move (m, d) by about (−0.4, +0.2), (−0.3, −0.7) and (+1.1, +2.2) sd at σ = 0.01.
+    sur, ref = registry.load("power.smib"), registry.load("power.smib:reference")
+    held = sur.validation_residuals({"B": 0.2})
+    t, obs = held["grid"], list(held["residuals"])
+    values = {k: float(v[cell]) for k, v in held["inputs"].items()}
+    known = {k: values[k] for k in ("P", "delta0", "omega0")}
+    record = ref.numpy_forward(t, B=0.2, **values)
+    pd.DataFrame({"Time [s]": t, **{o: record[o] for o in obs}}).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "study.toml").write_text(STUDY.format(sigma=SIGMA, **known))
+    prep = prepare(load_study(tmp_path / "study.toml"))
+
+    def misfit(theta):
+        out = sur.numpy_forward(t, B=0.2, m=theta[0], d=theta[1], **known)
+        return np.concatenate([out[o] - record[o] for o in obs])
+
+    truth = np.array([values["m"], values["d"]])
+    fit = least_squares(misfit, truth, x_scale=truth, xtol=1e-14, ftol=1e-14, gtol=1e-14)
+    cov = SIGMA**2 * np.linalg.inv(fit.jac.T @ fit.jac)
+    draws = np.random.default_rng(0).multivariate_normal(fit.x, cov, 4_000).reshape(4, 1_000, 2)
+    idata = az.from_dict(posterior={"m": draws[..., 0], "d": draws[..., 1]})
+    expected = (fit.x - truth) / np.sqrt(np.diag(cov))
+    got = held_out_bias(prep, idata)
+    assert got["curves"] == 128 and np.isclose(sum(got["weights"]), 1.0)
+    predicted = np.array([got["shift_in_sd"][k][cell] for k in ("m", "d")])
+    # First order against the exact fit: measured within 0.03 sd and 8 %; a wrong sign, grid or
+    # factor of the noise would miss by the whole shift.
+    np.testing.assert_allclose(predicted, expected, rtol=0.12, atol=0.05)
+    assert np.max(np.abs(expected)) > 0.35  # a shift worth predicting
+
+
+def test_flags_name_the_parameters_a_typical_curve_moves_too_far():
+    bias = {
+        "curves": 64,
+        "flag_above_sd": 0.2,
+        "parameters": {
+            "a": {"median_abs_sd": 0.5, "p90_abs_sd": 1.2, "share_above_flag": 0.8},
+            "b": {"median_abs_sd": 0.1, "p90_abs_sd": 0.3, "share_above_flag": 0.2},
+        },
+    }
+    (flag,) = held_out_flags(bias, "battery.p2d")
+    assert flag.startswith("a: errors like battery.p2d's on its 64 held-out curves") and "0.50 sd" in flag
+    assert held_out_flags(None, "battery.p2d") == []
