@@ -18,7 +18,7 @@ import numpy as np
 from bayespinn.reference import SHIFT_FLAG_SD, likelihood_sd, shift_operator
 from inference.surrogate_error import kernel_weights
 
-__all__ = ["held_out_bias", "held_out_flags"]
+__all__ = ["curve_grid", "curve_weights", "held_out_bias", "held_out_flags"]
 
 
 def held_out_bias(prep, idata, n_draws: int = 200) -> dict | None:
@@ -34,10 +34,7 @@ def held_out_bias(prep, idata, n_draws: int = 200) -> dict | None:
         return None
     held = model.validation_residuals(study.conditions)
     try:
-        grid_of = getattr(model, "residual_grid", None)
-        at = (
-            grid_of(study.conditions, data.time_s, data.values) if grid_of else np.asarray(data.time_s, float)
-        )
+        at = curve_grid(model, study.conditions, data)
     except ValueError:
         return None
     names = list(study.priors)
@@ -52,7 +49,9 @@ def held_out_bias(prep, idata, n_draws: int = 200) -> dict | None:
     curves = {o: np.stack([np.interp(at, held["grid"], r) for r in held["residuals"][o]], 1) for o in obs}
     signed = shift(curves)  # (p, K)
     shifts = np.abs(signed)
-    w = _weights(prep, held["inputs"], dict(zip(names, flat.mean(0), strict=True)))
+    # the curves near the study's conditions and the posterior's mean weigh more
+    mean = dict(zip(names, flat.mean(0), strict=True))
+    w = curve_weights(model, study.conditions, held["inputs"], {**mean, **study.conditions})
     parameters = {
         name: {
             "median_abs_sd": _quantile(shifts[i], w, 0.5),
@@ -86,12 +85,21 @@ def held_out_flags(bias: dict | None, model_name: str) -> list[str]:
     ]
 
 
-def _weights(prep, inputs: dict, posterior_mean: dict) -> np.ndarray:
-    """Kernel weights of the held-out curves around the study's conditions and the posterior's
-    mean, each input scaled to [0, 1] over the surrogate's box (in log10 where the box spans a
-    decade or more of positive values, as the battery's scales do)."""
-    box = prep.model.domain(prep.study.conditions)
-    target = {**posterior_mean, **prep.study.conditions}
+def curve_grid(model, conditions: dict, data) -> np.ndarray:
+    """Where the data's times lie on the held-out curves' grid: the times themselves, or (a
+    battery's curves are laid out over the fraction of discharge) the model's own clock, which
+    raises ValueError for a record it cannot place (``residual_grid``)."""
+    grid_of = getattr(model, "residual_grid", None)
+    return grid_of(conditions, data.time_s, data.values) if grid_of else np.asarray(data.time_s, float)
+
+
+def curve_weights(model, conditions: dict, inputs: dict, target: dict) -> np.ndarray:
+    """Kernel weights (``kernel_weights``) of held-out curves measured at ``inputs`` {name: (K,)}
+    around ``target`` {name: value}: the inputs both name, each scaled to [0, 1] over the model's
+    box at ``conditions`` (in log10 where the box spans a decade or more of positive values, as
+    the battery's scales do). The error of a surrogate varies over its box, so the curves near a
+    study say more about its error there."""
+    box = model.domain(conditions)
     known = [k for k in inputs if k in target and k in box and box[k][1] > box[k][0]]
 
     def scaled(name: str, value):

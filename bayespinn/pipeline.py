@@ -20,7 +20,7 @@ from bayespinn import checks
 from bayespinn.data import Measurements
 from bayespinn.domain_flags import domain_flags
 from bayespinn.errors import UserError
-from bayespinn.held_out_bias import held_out_bias, held_out_flags
+from bayespinn.held_out_bias import curve_grid, curve_weights, held_out_bias, held_out_flags
 from bayespinn.study import ENSEMBLES, Study
 from inference.diagnostics import ESS_MIN, bound_flags, summary, verdict
 from inference.model import ModelSpec, build_model
@@ -95,9 +95,9 @@ def _resolve_surrogate_error(study: Study, model: ForwardModel, data: Measuremen
         and inf.backend == "numpyro"
         and inf.likelihood == "normal"
     )
-    if usable and hasattr(model, "residual_grid"):
+    if usable:
         try:
-            model.residual_grid(study.conditions, data.time_s, data.values)
+            curve_grid(model, study.conditions, data)
         except ValueError:
             usable = False
     chosen = "correlated" if usable else "rmse" if inf.correct == "none" else "off"
@@ -110,7 +110,7 @@ def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dic
     Curves measured near the study's known conditions weigh more (each condition scaled by its
     range in the model's domain): the error of a surrogate varies over its box.
     """
-    from inference.surrogate_error import error_factor, kernel_weights
+    from inference.surrogate_error import error_factor
 
     if not hasattr(model, "validation_residuals"):
         raise UserError(
@@ -118,22 +118,11 @@ def _error_factors(model: ForwardModel, study: Study, data: Measurements) -> dic
             f"{model.name!r}, which ships no validation residuals"
         )
     held_out = model.validation_residuals(study.conditions)
-    # Where the data's times lie on the curves' grid: the times themselves, or (a battery's
-    # curves are laid out over the fraction of discharge) the model's own clock.
-    grid_of = getattr(model, "residual_grid", None)
     try:
-        at = grid_of(study.conditions, data.time_s, data.values) if grid_of else data.time_s
+        at = curve_grid(model, study.conditions, data)
     except ValueError as exc:
         raise UserError(f"{data.path}: {exc}") from None
-    box = model.domain(study.conditions)
-    known = [k for k in held_out["inputs"] if k in study.conditions]
-
-    def scaled(name: str, value):
-        lo, hi = box[name]
-        return (np.asarray(value, float) - lo) / (hi - lo)
-
-    x = np.stack([scaled(k, held_out["inputs"][k]) for k in known], axis=1)
-    weights = kernel_weights(x, np.array([scaled(k, study.conditions[k]) for k in known]))
+    weights = curve_weights(model, study.conditions, held_out["inputs"], study.conditions)
     return {
         obs: error_factor(held_out["residuals"][obs], held_out["grid"], at, weights) for obs in data.values
     }

@@ -72,7 +72,8 @@ under 1 sd, and at the case study's record:
     learned         1        0.0066 / 0.0108    0.84 / 2.49 / 3.37   1.08 / 1.00, 41 %   +0.22 / +0.17 sd
 
 (the second row is a retrain of the first, another draw of the same recipe; the last row is
-shipped, and NUTS on it at the case study's record measured +0.27 / +0.12 sd). With c_e learned,
+shipped, and NUTS on it at the case study's record measured +0.27 to +0.29 / +0.11 to +0.13 sd
+over three runs). With c_e learned,
 the residual no longer fights the DFN's surfaces: weighted, it falls by 15 / 28 % at no cost in
 accuracy or bias. The table also says what a surrogate-alone posterior is worth across the box,
 whatever the weights: at about half the held-out points a 5 mV record's bias exceeds 1 sd (a

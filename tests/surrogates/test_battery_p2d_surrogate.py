@@ -57,7 +57,9 @@ def test_linearised_posterior_shift_is_what_nuts_measured_at_the_case_study(ship
     # case_studies/battery_p2d/posterior_bias.py reads the surrogate's error as a posterior
     # shift, -(S'S)^-1 S'e in exact sds, to stand in for a calibration at each held-out cell. At
     # the case study's record it must be the shift NUTS on these weights measured against the
-    # exact DFN grid (results.json), to its Monte Carlo error (about 0.02 sd at 3,000 draws).
+    # exact DFN grid (results.json), to its Monte Carlo error (0.02 sd at a bulk ESS of 2,700;
+    # three NUTS runs on these weights gave +0.27 to +0.29 sd) and the second-order terms the
+    # linearisation drops (about 0.05 sd). Other weights of this design moved it by -1.4 to +2 sd.
     import importlib.util
     import json
     from pathlib import Path
@@ -72,7 +74,7 @@ def test_linearised_posterior_shift_is_what_nuts_measured_at_the_case_study(ship
     linearised = module.at_case_record(weights, n_layers)
     for name, shift in linearised.items():
         measured = results["runs"]["p2d"]["parameters"][name]["mean_shift_in_exact_sd"]
-        assert abs(shift - measured) < 0.06, (name, shift, measured)
+        assert abs(shift - measured) < 0.1, (name, shift, measured)
 
 
 def test_eight_fresh_points_against_pybamm_dfn(shipped):
