@@ -28,9 +28,9 @@ __all__ = [
     "grid_parameters",
     "likelihood_sd",
     "mean_shift_in_sd",
+    "precision_times",
     "reference_flags",
     "reference_of",
-    "shift_operator",
 ]
 
 log = logging.getLogger("bayespinn")
@@ -243,37 +243,23 @@ def mean_shift_in_sd(
     """First-order shift of the posterior mean caused by a surrogate's error, in posterior sds.
 
     ``posterior`` (n, p) are all draws, ``theta`` (k, p) those solved by both models, ``surrogate``
-    and ``exact`` {observable: (k, T)} their outputs, ``sigma`` {observable: likelihood sd}; the
-    error is the mean difference over the k draws (``shift_operator``).
-    """
-    shift = shift_operator(posterior, theta, surrogate, sigma, factor)
-    return shift({o: (out - exact[o]).mean(0) for o, out in surrogate.items()})
-
-
-def shift_operator(posterior: np.ndarray, theta: np.ndarray, surrogate: dict, sigma: dict, factor=None):
-    """``error -> shift``: the first-order shift of the posterior mean, in posterior sds, caused by
-    a surrogate error {observable: (T,), or (T, K) for K errors at once} at the data times.
-
-    Data seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀ C⁻¹ e,
-    with Σ the covariance of the draws ``posterior`` (n, p), J = ∂f/∂θ regressed over the
-    surrogate's outputs {observable: (k, T)} at ``theta`` (k, p) and C the likelihood's covariance:
-    σ²I, or σ²I + L Lᵀ with the correlated error model's ``factor`` L {observable: (T, r)}, which
-    absorbs an error along the directions it expects.
+    and ``exact`` {observable: (k, T)} their outputs, ``sigma`` {observable: likelihood sd}. Data
+    seen through f + e are data − e seen through f, so the mean moves by −Σ·Σ_obs Jᵀ C⁻¹ ē, with
+    Σ the posterior covariance, ē the mean error, J = ∂f/∂θ regressed over the k draws and C the
+    likelihood's covariance: σ²I, or σ²I + L Lᵀ with the correlated error model's ``factor`` L
+    {observable: (T, r)}, which absorbs an error along the directions it expects.
     """
     cov = np.atleast_2d(np.cov(posterior, rowvar=False))
-    sd = np.sqrt(np.diag(cov))
     centred = theta - theta.mean(0)
-    jac = {o: np.linalg.lstsq(centred, out - out.mean(0), rcond=None)[0] for o, out in surrogate.items()}
-
-    def shift(error: dict) -> np.ndarray:
-        pull = sum(j @ _precision_times(sigma[o], (factor or {}).get(o), error[o]) for o, j in jac.items())
-        return -(cov @ pull) / (sd[:, None] if np.ndim(pull) == 2 else sd)
-
-    return shift
+    pull = np.zeros(theta.shape[1])
+    for o, out in surrogate.items():
+        jac = np.linalg.lstsq(centred, out - out.mean(0), rcond=None)[0]  # (p, T)
+        pull += jac @ precision_times(sigma[o], (factor or {}).get(o), (out - exact[o]).mean(0))
+    return -(cov @ pull) / np.sqrt(np.diag(cov))
 
 
-def _precision_times(sigma: float, factor, v: np.ndarray) -> np.ndarray:
-    """(σ²I + L Lᵀ)⁻¹ v by Woodbury: (v − L (σ²I + LᵀL)⁻¹ Lᵀ v) / σ²; v / σ² without L."""
+def precision_times(sigma: float, factor, v: np.ndarray) -> np.ndarray:
+    """(σ²I + L Lᵀ)⁻¹ v (v (T,) or (T, m)) by Woodbury: (v − L (σ²I + LᵀL)⁻¹ Lᵀ v) / σ²; v / σ² without L."""
     if factor is None:
         return v / sigma**2
     factor = np.asarray(factor)

@@ -14,6 +14,11 @@ holds the two within 0.1 sd), so it
 stands in for a calibration at every held-out cell, from the residual curves the card keeps
 beside the weights (surrogate − DFN on 240 points up to the cut-off).
 
+Leave one out, it also checks the held-out estimate every run reports (``bayespinn.held_out_bias``:
+the weighted spread of the nearby cells' own Δθ): with each cell in turn as the unknown truth, is
+its own |Δθ| within the other cells' weighted median about half the time, and within their 90th
+percentile nine times in ten?
+
 Usage: python case_studies/battery_p2d/posterior_bias.py [--weights PATH]   (prints JSON)
 """
 
@@ -68,27 +73,69 @@ def at_case_record(weights: dict, n_layers: int) -> dict:
 
 
 def over_held_out(weights: dict, n_layers: int, card: dict, path: Path) -> dict:
-    """Δθ in exact sds at every held-out cell of the card, and how they spread."""
+    """Δθ in exact sds at every held-out cell of the card, how they spread, and how well the
+    held-out estimate a run reports (``bayespinn.held_out_bias``) would have foreseen each."""
     from surrogates.pinn.card import load_residuals
 
     r = load_residuals(path, card)
-    biases = []
+    errors = r["residual: Voltage [V]"]
+    # every curve is complete on the discharge-fraction grid, so curve j lies on cell i's record
+    assert np.isfinite(errors).all()
+    shifts = []  # shifts[i][:, j]: curve j's error on cell i's record, in cell i's exact sds
     for i, cut_s in enumerate(r["cutoff_s"]):
         values = {k: float(r[k][i]) for k in (*NAMES, "c_rate")}
-        error = r["residual: Voltage [V]"][i]
-        keep = np.isfinite(error)
-        t = r["discharge_fraction"][keep] * cut_s
-        s = sensitivities(weights, n_layers, t, values)
+        s = sensitivities(weights, n_layers, r["discharge_fraction"] * cut_s, values)
         # the curve's 240 points stand for a record of cut_s / DT_S samples
-        sd = NOISE_SD_V * np.sqrt(np.diag(np.linalg.inv(s.T @ s)) * keep.sum() * DT_S / cut_s)
-        biases.append(mean_shift(s, error[keep]) / sd)
-    b = np.abs(np.array(biases))
+        sd = NOISE_SD_V * np.sqrt(np.diag(np.linalg.inv(s.T @ s)) * errors.shape[1] * DT_S / cut_s)
+        shifts.append(mean_shift(s, errors.T) / sd[:, None])
+    b = np.abs(np.array([shift[:, i] for i, shift in enumerate(shifts)]))
     return {
         "cells": len(b),
         "median_abs_sd": dict(zip(NAMES, np.median(b, 0).tolist(), strict=True)),
         "p90_abs_sd": dict(zip(NAMES, np.percentile(b, 90, 0).tolist(), strict=True)),
         "share_both_within_0.3_sd": float(np.mean((b < 0.3).all(1))),
         "share_both_within_1_sd": float(np.mean((b < 1.0).all(1))),
+        "held_out_estimate_leave_one_out": leave_one_out(r, np.array(shifts)),
+    }
+
+
+def leave_one_out(r: dict, shifts: np.ndarray) -> dict:
+    """Each held-out cell in turn as the unknown truth, against the other 63 with the weights
+    ``bayespinn.held_out_bias`` gives them around its inputs: the share of cells whose own |Δθ|
+    lies within the others' weighted median and 90th percentile. An honest estimate holds about
+    half and nine in ten. ``own_cells`` takes each other cell's own Δθ in its own sds (what a run
+    reports); ``curves_on_this_cell`` lays the other cells' error curves onto this cell's
+    sensitivities instead."""
+    from bayespinn.held_out_bias import curve_weights, weighted_quantile
+    from surrogates.battery.spm_models import P2dSurrogate
+
+    model = P2dSurrogate()
+    inputs = {k: r[k] for k in (*NAMES, "c_rate")}
+    n = len(r["cutoff_s"])
+    own = np.abs(np.array([shifts[i][:, i] for i in range(n)]))  # (cells, p)
+    hits = {"own_cells": [], "curves_on_this_cell": []}
+    for i in range(n):
+        others = np.arange(n) != i
+        target = {k: float(v[i]) for k, v in inputs.items()}
+        w = curve_weights(
+            model, {"c_rate": target["c_rate"]}, {k: v[others] for k, v in inputs.items()}, target
+        )
+        for how, rest in (
+            ("own_cells", own[others].T),
+            ("curves_on_this_cell", np.abs(shifts[i][:, others])),
+        ):
+            hits[how].append(
+                [
+                    [own[i, p] <= weighted_quantile(rest[p], w, q) for p in range(len(NAMES))]
+                    for q in (0.5, 0.9)
+                ]
+            )
+    return {
+        how: {
+            f"share_within_{name}": dict(zip(NAMES, np.mean(rows, 0)[k].tolist(), strict=True))
+            for k, name in enumerate(("median", "p90"))
+        }
+        for how, rows in hits.items()
     }
 
 

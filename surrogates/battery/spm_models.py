@@ -77,12 +77,13 @@ class SpmSurrogate(_SpmBase):
     def validation_residuals(self, conditions: dict) -> dict:
         """The card's held-out residual curves over ``grid`` (T,), the fraction of each cell's
         discharge (t / its own cut-off time): cells cut off at different times, and the error
-        follows the state of charge more than the clock. ``inputs`` {name: (K,)}, ``residuals``
-        {"Voltage [V]": (K, T)}."""
+        follows the state of charge more than the clock. ``times_s`` (K, T) is that grid in each
+        cell's seconds, ``inputs`` {name: (K,)}, ``residuals`` {"Voltage [V]": (K, T)}."""
         arrays = load_residuals(self._path, self.card)
         inputs = {k: arrays[k] for k in DOMAIN}
         return {
             "grid": arrays["discharge_fraction"],
+            "times_s": np.outer(arrays["cutoff_s"], arrays["discharge_fraction"]),
             "inputs": inputs,
             "residuals": {"Voltage [V]": arrays["residual: Voltage [V]"]},
         }

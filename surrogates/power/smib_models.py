@@ -46,8 +46,9 @@ class SmibSurrogate(_SmibBase):
         return {k: v["overall"] for k, v in self.card["validation"]["rmse"].items()}
 
     def validation_residuals(self, conditions: dict) -> dict:
-        """The card's held-out residual curves: ``grid`` (T,) their times [s], ``inputs``
-        {name: (K,)} in the study's units and ``residuals`` {observable: (K, T)}.
+        """The card's held-out residual curves: ``grid`` (T,) their times [s] (``times_s`` the
+        same for each curve, (K, T)), ``inputs`` {name: (K,)} in the study's units and
+        ``residuals`` {observable: (K, T)}.
 
         The curves were measured at B = 0.2; at another B the same curves belong to the inputs
         scaled by B / 0.2 (m, d and P scale with B; angle, frequency and time do not).
@@ -59,7 +60,8 @@ class SmibSurrogate(_SmibBase):
             for k in ("m", "d", "P", "delta0", "omega0")
         }
         residuals = {obs: arrays[f"residual: {obs}"] for obs in self.observables}
-        return {"grid": arrays["times_s"], "inputs": inputs, "residuals": residuals}
+        times = np.broadcast_to(arrays["times_s"], (len(arrays["m"]), len(arrays["times_s"])))
+        return {"grid": arrays["times_s"], "times_s": times, "inputs": inputs, "residuals": residuals}
 
     def numpy_forward(self, t_s, **values):
         return predict(np, self._weights, self._n_layers, np.asarray(t_s, float), **values)
