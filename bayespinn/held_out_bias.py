@@ -1,4 +1,4 @@
-"""What errors like the surrogate's held-out ones would do to this posterior, before any reference solve.
+"""What the surrogate's held-out errors would do to a record like this one, before any reference solve.
 
 At held-out cell j the card keeps the surrogate's error e_j(t) against the reference. Data the
 reference gives at θ_j are the surrogate's at θ_j minus e_j, so a posterior that trusts the
@@ -103,15 +103,15 @@ def _shift(prep, held: dict, at, j: int, names, obs, sigma: dict, factor: dict) 
 
 
 def held_out_flags(bias: dict | None, model_name: str) -> list[str]:
-    """One line per parameter that a typical (weighted-median) held-out error moves by more than
-    the flag bound."""
+    """One line per parameter whose weighted median |z| over the held-out cells exceeds the flag
+    bound."""
     if not bias:
         return []
     return [
-        f"{name}: errors like {model_name}'s on its {bias['curves']} held-out curves would move this "
-        f"posterior's mean by a median {v['median_abs_sd']:.2f} sd (90 % of them by up to "
-        f"{v['p90_abs_sd']:.2f} sd) at this record's length and noise; the reference correction "
-        '(correct = "importance" or "delayed-acceptance") removes it, calibrate --check-reference '
+        f"{name}: at {model_name}'s held-out cells near this posterior, a record like this one would "
+        f"put a posterior that trusts the surrogate a median {v['median_abs_sd']:.2f} sd from the truth "
+        f"(90 % of the cells within {v['p90_abs_sd']:.2f} sd); the reference correction "
+        '(correct = "importance" or "delayed-acceptance") removes that, calibrate --check-reference '
         "measures it at this record"
         for name, v in bias["parameters"].items()
         if v["median_abs_sd"] > bias["flag_above_sd"]

@@ -297,14 +297,16 @@ def _json(value):
 
 
 def _held_out_bias(prep: Prepared, idata, diagnostics: dict, note) -> None:
-    """What the surrogate's held-out errors would do to this posterior (``bayespinn.held_out_bias``);
+    """What the surrogate's held-out errors would do to a record like this (``bayespinn.held_out_bias``);
     flagged only where no reference check measured the shift at this record itself."""
     bias = held_out_bias(prep, idata)
     if bias is None:
         return
     diagnostics["held_out_bias"] = bias
     medians = ", ".join(f"{k} {v['median_abs_sd']:.2f} sd" for k, v in bias["parameters"].items())
-    note(f"held-out error: over {bias['curves']} curves, median |mean shift| {medians}")
+    note(
+        f"held-out cells: a record like this one would be off by a median {medians} ({bias['curves']} cells)"
+    )
     if "reference_check" not in diagnostics:
         diagnostics["flags"] = diagnostics.get("flags", []) + held_out_flags(bias, prep.model.name)
 

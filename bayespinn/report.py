@@ -281,7 +281,7 @@ def _reference_check_section(d: dict, meta: dict) -> str:
 
 
 def _held_out_bias_section(d: dict, meta: dict) -> str:
-    """What errors like the surrogate's held-out ones would do to this posterior's means."""
+    """What the surrogate's error at its held-out cells would do to a record like this one."""
     b = d.get("held_out_bias")
     if not b:
         return ""
@@ -293,15 +293,16 @@ def _held_out_bias_section(d: dict, meta: dict) -> str:
     )
     return (
         "<h2>What the surrogate's measured error could do here</h2>"
-        f"<p>Each of the card's {b['curves']} held-out error curves (surrogate − reference), laid onto "
-        "this record's times in turn, shifts the posterior means to first order; the table gives the "
-        "size of the shift in posterior sds, weighted towards the curves measured near this study's "
-        f"conditions and posterior mean. A median above {b['flag_above_sd']:g} sd is flagged: the "
-        "record is long or quiet enough for the surrogate's error to matter, and the reference "
-        'correction (<code>correct = "importance"</code>) or <code>--check-reference</code> tells '
-        "how much at this record.</p>"
-        "<table><tr><th>parameter</th><th>median |shift| [sd]</th><th>90 % of curves within [sd]</th>"
-        f"<th>curves above {b['flag_above_sd']:g} sd</th></tr>{rows}</table>"
+        f"<p>At each of the card's {b['curves']} held-out cells the surrogate's error against the "
+        "reference is known. Were the truth that cell, a record like this one (its times laid onto "
+        "the cell, its noise) would put a posterior that trusts the surrogate off by a first-order "
+        "shift; the table gives its size in that posterior's sds, the cells near this study's "
+        f"conditions and posterior mean weighing more. A median above {b['flag_above_sd']:g} sd is "
+        "flagged: the record is long or quiet enough for the surrogate's error to matter, and the "
+        'reference correction (<code>correct = "importance"</code>) or <code>--check-reference</code> '
+        "tells how much at this record.</p>"
+        "<table><tr><th>parameter</th><th>median |shift| [sd]</th><th>90 % of cells within [sd]</th>"
+        f"<th>cells above {b['flag_above_sd']:g} sd</th></tr>{rows}</table>"
     )
 
 

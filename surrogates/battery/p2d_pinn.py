@@ -73,7 +73,7 @@ under 1 sd, and at the case study's record:
 
 (the second row is a retrain of the first, another draw of the same recipe; the last row is
 shipped, and NUTS on it at the case study's record measured +0.27 to +0.29 / +0.11 to +0.13 sd
-over three runs). With c_e learned,
+over four runs). With c_e learned,
 the residual no longer fights the DFN's surfaces: weighted, it falls by 15 / 28 % at no cost in
 accuracy or bias. The table also says what a surrogate-alone posterior is worth across the box,
 whatever the weights: at about half the held-out points a 5 mV record's bias exceeds 1 sd (a

@@ -1,4 +1,4 @@
-"""What the surrogate's held-out errors would do to a posterior, checked against least-squares fits."""
+"""What the surrogate's held-out errors would do to a record like a study's, checked against least-squares fits."""
 
 import arviz as az
 import numpy as np
@@ -87,5 +87,5 @@ def test_flags_name_the_parameters_a_typical_curve_moves_too_far():
         },
     }
     (flag,) = held_out_flags(bias, "battery.p2d")
-    assert flag.startswith("a: errors like battery.p2d's on its 64 held-out curves") and "0.50 sd" in flag
+    assert flag.startswith("a: at battery.p2d's held-out cells near this posterior") and "0.50 sd" in flag
     assert held_out_flags(None, "battery.p2d") == []

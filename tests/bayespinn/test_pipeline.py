@@ -27,12 +27,12 @@ def test_calibrate_writes_exactly_the_run_files(tmp_path):
     diagnostics = json.loads((run.dir / "diagnostics.json").read_text())
     for key in ("converged", "max_rhat", "min_ess_bulk", "divergences", "warnings", "wall_time_s"):
         assert key in diagnostics
-    # Every run says what the card's 128 held-out error curves would do to it, and flags exactly
-    # the parameters a typical one moves by more than the bound.
+    # Every run says what the surrogate's error at the card's 128 held-out cells would do to a
+    # record like it, and flags exactly the parameters whose weighted median exceeds the bound.
     bias = diagnostics["held_out_bias"]
     assert bias["curves"] == 128 and len(bias["shift_in_sd"]["m"]) == 128
     for name, v in bias["parameters"].items():
-        flagged = any(f.startswith(f"{name}: errors like power.smib's") for f in diagnostics["flags"])
+        flagged = any(f.startswith(f"{name}: at power.smib's held-out cells") for f in diagnostics["flags"])
         assert flagged == (v["median_abs_sd"] > SHIFT_FLAG_SD)
         assert v["median_abs_sd"] <= v["p90_abs_sd"]
 
@@ -77,4 +77,4 @@ def test_demo_recovers_the_truth(tmp_path, capsys):
     assert "check before use: d: the surrogate's error" in printed
     # The measured shift supersedes the held-out estimate: no second flag for the same cause.
     assert "held_out_bias" in json.loads((out / "diagnostics.json").read_text())
-    assert "errors like power.smib's" not in printed
+    assert "power.smib's held-out cells" not in printed
