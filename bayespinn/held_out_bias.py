@@ -35,9 +35,9 @@ STEP = 1e-3  # central differences' step in log θ, or in θ over its box's widt
 def held_out_bias(prep, idata) -> dict | None:
     """``{curves, flag_above_sd, parameters: {name: {median_abs_sd, p90_abs_sd, share_above_flag}},
     shift_in_sd: {name: (K,)}, weights: (K,)}``: z_j of each held-out cell, and over the cells
-    the |z|'s weighted quantiles and the weighted share above the flag bound; None for a surrogate without residual curves, a
-    record they cannot be laid on (a battery record that stops before its knee) or a parameter
-    they do not vary."""
+    the |z|'s weighted quantiles and the weighted share above the flag bound. None for a
+    surrogate without residual curves, a record they cannot be laid on (a battery record that
+    stops before its knee) or a parameter they do not vary."""
     model, study, data = prep.model, prep.study, prep.data
     if model.card is None or not hasattr(model, "validation_residuals"):
         return None
