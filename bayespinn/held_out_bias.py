@@ -49,11 +49,13 @@ def held_out_bias(prep, idata) -> dict | None:
     names = list(study.priors)
     if not set(names) <= set(held["inputs"]):
         return None  # the cells do not say where the surrogate was for a parameter they did not vary
-    obs = [o for o in prep.spec.observables if o in held["residuals"]]
-    sigma = {o: likelihood_sd(prep, idata, o) for o in obs}
-    factor = prep.spec.surrogate_factor
+    sigma = {o: likelihood_sd(prep, idata, o) for o in prep.spec.observables if o in held["residuals"]}
+    box = model.domain(study.conditions)
+    # central differences in log θ for a positive box, else in θ relative to the box's width
+    logged = np.array([box[k][0] > 0 for k in names])
+    step = np.where(logged, STEP, STEP * np.array([box[k][1] - box[k][0] for k in names]))
     n = len(held["times_s"])
-    signed = np.array([_shift(prep, held, at, j, names, obs, sigma, factor) for j in range(n)]).T  # (p, K)
+    signed = np.array([_shift(prep, held, at, j, names, logged, step, sigma) for j in range(n)]).T  # (p, K)
     mean = {k: float(idata.posterior[k].mean()) for k in names}
     w = curve_weights(model, study.conditions, held["inputs"], {**mean, **study.conditions})
     shifts = np.abs(signed)
@@ -74,28 +76,27 @@ def held_out_bias(prep, idata) -> dict | None:
     }
 
 
-def _shift(prep, held: dict, at, j: int, names, obs, sigma: dict, factor: dict) -> np.ndarray:
+def _shift(prep, held: dict, at, j: int, names, logged, step, sigma: dict) -> np.ndarray:
     """z_j (p,): where a posterior trusting the surrogate lands, less held-out cell j's θ, in its
-    sds, to first order, on this study's record laid onto cell j."""
+    sds, to first order, on this study's record laid onto cell j; ``sigma`` {observable: the
+    likelihood's sd}, ``step`` (p,) the differences' step, in log θ where ``logged``."""
     from bayespinn.engines import batch_forward
 
     cell = {k: float(v[j]) for k, v in held["inputs"].items()}
     conditions = {**prep.study.conditions, **{k: v for k, v in cell.items() if k not in names}}
     theta = np.array([cell[k] for k in names])
-    box = prep.model.domain(prep.study.conditions)
-    # central differences in log θ for a positive box, else in θ relative to the box's width
-    logged = np.array([box[k][0] > 0 for k in names])
-    step = np.where(logged, STEP, STEP * np.array([box[k][1] - box[k][0] for k in names]))
     moves = np.concatenate([np.diag(step), -np.diag(step)])  # (2p, p)
     sets = np.where(logged, theta * np.exp(moves), theta + moves)
     t_s = np.interp(at, held["grid"], held["times_s"][j])
-    out = batch_forward(prep.model, t_s, conditions, tuple(obs))({k: sets[:, i] for i, k in enumerate(names)})
+    out = batch_forward(prep.model, t_s, conditions, tuple(sigma))(
+        {k: sets[:, i] for i, k in enumerate(names)}
+    )
     p = len(names)
     normal, rhs = np.zeros((p, p)), np.zeros(p)
-    for o in obs:
+    for o, sd in sigma.items():
         jac = ((out[o][:p] - out[o][p:]) / (2 * step[:, None])).T  # (T, p)
         error = np.interp(at, held["grid"], held["residuals"][o][j])
-        whitened = precision_times(sigma[o], factor.get(o), np.column_stack([jac, error]))
+        whitened = precision_times(sd, prep.spec.surrogate_factor.get(o), np.column_stack([jac, error]))
         normal += jac.T @ whitened[:, :p]
         rhs += jac.T @ whitened[:, p]
     cov = np.linalg.inv(normal)
