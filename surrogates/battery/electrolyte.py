@@ -48,6 +48,7 @@ __all__ = [
     "concentration",
     "conductivity",
     "diffusivity",
+    "diffusivity_integral",
     "quadrature_concentrations",
     "state",
     "state_once",
@@ -110,6 +111,13 @@ def diffusivity(xp: Any, c_e):
     """Nyman 2008's electrolyte diffusivity [m2.s-1] at ``c_e`` [mol.m-3]."""
     y = c_e / 1000.0
     return 8.794e-11 * y * y - 3.972e-10 * y + 4.862e-10
+
+
+def diffusivity_integral(c_e):
+    """Φ(c_e) = ∫_0^c_e D_e dc [m2.s-1 · mol.m-3]: ∂Φ/∂x = D_e ∂c_e/∂x, so a weak form needs no
+    gradient of c_e (``through_cell.electrolyte_residual``)."""
+    y = c_e / 1000.0
+    return 1000.0 * y * (8.794e-11 / 3.0 * y * y - 3.972e-10 / 2.0 * y + 4.862e-10)
 
 
 def _diffusivity_slope(c_e):

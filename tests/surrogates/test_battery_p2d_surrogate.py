@@ -51,6 +51,8 @@ def test_card_measures_the_particles_residual_held(shipped):
     for k in through_cell.DOMAINS:
         assert fit[f"{k}_particle_residual_rms_at_dfn"] < 0.005, k
         assert fit[f"{k}_particle_residual_rms"] < 0.012, k
+        # the electrolyte's weak-form residual, measured on the same discharges (0.035 / 0.044)
+        assert fit[f"{k}_electrolyte_residual_rms"] < 0.05, k
 
 
 def test_linearised_posterior_shift_is_what_nuts_measured_at_the_case_study(shipped):
@@ -135,7 +137,22 @@ def test_nodes_fields_are_the_dfns_and_the_solved_reaction_balances_them(shipped
     assert np.abs(residual).max() < 1e-9
 
 
-def test_particles_diffusion_residual_holds_at_the_dfns_surfaces_and_the_networks(shipped):
+@pytest.fixture(scope="module")
+def fit_at_values(shipped):
+    """(the trainer's problem on PyBaMM's DFN discharge at VALUES, the shipped network in torch,
+    the DFN's fields)."""
+    import torch
+
+    weights, _, _ = shipped
+    times, dfn, _ = p2d_pinn.dfn_curve(VALUES)
+    data = {"t": times, **dfn, **{k: np.full(len(times), v) for k, v in VALUES.items()}}
+    net, particle, cell = p2d_pinn._split(weights)
+    model = MLP(p2d_pinn.N_INPUTS, p2d_pinn.N_OUTPUTS, p2d_pinn.P2D_CONFIG.hidden).double()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.items()})
+    return p2d_pinn.DfnFit(data, particle, cell), model, dfn
+
+
+def test_particles_diffusion_residual_holds_at_the_dfns_surfaces_and_the_networks(fit_at_values):
     # The particles' residual in the loss (each node's particle pushed by the solved reaction,
     # Duhamel over the sphere's exact response) checked against PyBaMM: at the DFN's own surfaces
     # and c_e it must explain nearly all of what a uniform reaction misses (the SPM's surfaces,
@@ -143,13 +160,7 @@ def test_particles_diffusion_residual_holds_at_the_dfns_surfaces_and_the_network
     # a sixth of that.
     import torch
 
-    weights, _, _ = shipped
-    times, dfn, _ = p2d_pinn.dfn_curve(VALUES)
-    data = {"t": times, **dfn, **{k: np.full(len(times), v) for k, v in VALUES.items()}}
-    net, particle, cell = p2d_pinn._split(weights)
-    problem = p2d_pinn.DfnFit(data, particle, cell)
-    model = MLP(p2d_pinn.N_INPUTS, p2d_pinn.N_OUTPUTS, p2d_pinn.P2D_CONFIG.hidden).double()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.items()})
+    problem, model, dfn = fit_at_values
     with torch.no_grad():
         at_dfn = problem.particle_residuals(model, [0], at_dfn=True)
         at_net = problem.particle_residuals(model, [0])
@@ -162,6 +173,31 @@ def test_particles_diffusion_residual_holds_at_the_dfns_surfaces_and_the_network
     assert measured["negative"][0] < 0.1 * uniform, (measured, uniform)
     for k, (dfn_rms, net_rms) in measured.items():
         assert dfn_rms < 0.006 and net_rms < 0.015, (k, measured, uniform)
+
+
+def test_electrolytes_weak_residual_at_the_networks_c_e(fit_at_values):
+    # The electrolyte's diffusion in weak form (through_cell.electrolyte_residual, checked against
+    # PyBaMM in test_battery_through_cell) at the shipped network's c_e and solved reaction, which
+    # the loss does not hold (p2d_pinn's docstring): fitted to the DFN's c_e, the correction
+    # satisfies it in the negative electrode 2–10 times better than the SPMe closure it corrects
+    # (measured 0.017 / 0.033 / 0.039 RMS of the mean source, the closure 0.19 / 0.070 / 0.11).
+    # In the positive the solved reaction's own error dominates (0.082 / 0.029 / 0.017; the
+    # closure 0.056 / 0.025 / 0.022), so that is held only to a ceiling.
+    import torch
+
+    problem, model, _ = fit_at_values
+    closure = MLP(p2d_pinn.N_INPUTS, p2d_pinn.N_OUTPUTS, p2d_pinn.P2D_CONFIG.hidden).double()
+    closure.load_state_dict(model.state_dict())
+    with torch.no_grad():  # the c_e correction's outputs zeroed: the electrolyte network's c_e
+        closure.layers[-1].weight[3 + 2 * p2d_pinn.SURFACE_MODES :] = 0.0
+        closure.layers[-1].bias[3 + 2 * p2d_pinn.SURFACE_MODES :] = 0.0
+        net, spme = (problem.electrolyte_residuals(m, [0]) for m in (model, closure))
+
+    def rms(a):
+        return np.sqrt(np.mean(a.numpy() ** 2, 0))
+
+    assert np.all(rms(net["negative"]) < 0.06) and np.all(rms(net["negative"]) < 0.6 * rms(spme["negative"]))
+    assert np.all(rms(net["positive"]) < 0.12), rms(net["positive"])
 
 
 def test_along_a_record_the_nodes_stand_in_for_every_time(shipped):

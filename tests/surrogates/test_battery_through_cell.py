@@ -42,11 +42,12 @@ def test_uniform_reaction_at_uniform_electrolyte_is_the_spmes_voltage():
     assert np.all(np.abs(residual).max(-1) > 1e-4)
 
 
-def _dfn_fields(values: dict) -> dict:
-    """PyBaMM's DFN at 10 times before its cut-off, interpolated to the nodes: surfaces, c_e,
-    the reaction's Legendre coefficients (j/j_avg − 1 projected on P1–P4) and the voltage."""
+def _dfn_fields(values: dict, shift_s: float = 0.0) -> dict:
+    """PyBaMM's DFN at 10 times before its cut-off (``shift_s`` later), interpolated to the
+    nodes: surfaces, c_e, the reaction's Legendre coefficients (j/j_avg − 1 projected on P1–P4)
+    and the voltage."""
     _, _, t_cut = p2d_reference.window(**values)
-    times = np.linspace(0.0, t_cut, 12)[1:-1]
+    times = np.linspace(0.0, t_cut, 12)[1:-1] + shift_s
     sol = p2d_reference.simulation(True).solve([0.0, t_cut], inputs=values, t_interp=times)
     keep = np.isin(sol["Time [s]"].entries, times)
     edges = np.r_[0.0, np.cumsum(electrolyte.THICKNESS_M)]
@@ -145,3 +146,29 @@ def test_solved_reactions_gradient_is_the_implicit_functions():
     objective(torch, scale, j0).backward()
     for got in (by_jax, (scale.grad, j0.grad)):
         np.testing.assert_allclose(np.array([float(g) for g in got]), numeric, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"positive_diffusivity_scale": 1.0, "negative_j0_scale": 1.0, "c_rate": 1.0},
+        {"positive_diffusivity_scale": 0.3, "negative_j0_scale": 3.0, "c_rate": 2.0},
+    ],
+)
+def test_pybamms_dfn_fields_satisfy_the_electrolytes_weak_form(values):
+    """The electrolyte's diffusion in weak form (``electrolyte_residual``) at PyBaMM's own c_e,
+    its time derivative (central differences over ±1 s) and reaction: every test function's
+    residual under 0.04 of its mean source at every time (measured 0.005 at 1C and 0.024 at 2C at
+    worst: the five nodes' quadrature); the reaction taken uniform, as the SPMe's closure spreads
+    it, misses by more than 0.1 (measured 0.16 and 0.33, in the negative electrode)."""
+    d, late, early = (_dfn_fields(values, shift) for shift in (0.0, 1.0, -1.0))
+    current = chen2020.CAPACITY_AH * values["c_rate"]
+    worst, worst_uniform = 0.0, 0.0
+    for k in DOMAINS:
+        rate = (late["c_e"][k] - early["c_e"][k]) / 2.0
+        r = through_cell.electrolyte_residual(np, k, d["c_e"][k], rate, d["reaction"][k], current)
+        uniform = through_cell.electrolyte_residual(np, k, d["c_e"][k], rate, 0.0 * d["reaction"][k], current)
+        assert r.shape == (10, 3)
+        worst, worst_uniform = max(worst, np.abs(r).max()), max(worst_uniform, np.abs(uniform).max())
+    assert worst < 0.04, worst
+    assert worst_uniform > 0.1, worst_uniform
