@@ -335,6 +335,11 @@ def calibrate(study: Study, progress: bool = True, check_reference: bool = False
     )
     idata, table, diagnostics = sample(prep, progress)
     note(f"sampling took {diagnostics['wall_time_s']:.1f} s; converged: {diagnostics['converged']}")
+    if getattr(prep.model, "faster", None):
+        note(
+            f"hint: model = {prep.model.faster!r} samples the same posterior several times faster "
+            "(this surrogate tabulated at the study's conditions)"
+        )
     if check_reference:
         check = reference.check_reference(prep, idata)
         diagnostics["reference_check"] = check

@@ -119,6 +119,9 @@ def test_dfn_surrogate_calibrates_a_dfn_record(tmp_path: Path, surrogate: str):
     study = STUDY.replace('"battery.spm"', f'"{surrogate}"').replace("samples = 400", "samples = 1000")
     (tmp_path / "study.toml").write_text(study)
     _recovers_truth(tmp_path)
+    # the network's log points to its table, the table's to nothing
+    hint = "hint: model = 'battery.p2d:tabulated'"
+    assert (hint in (tmp_path / "run" / "log.txt").read_text()) == (surrogate == "battery.p2d")
 
 
 @pytest.fixture
