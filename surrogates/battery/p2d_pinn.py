@@ -457,10 +457,6 @@ class DfnFit:
             **{k: _logit(np, d[f"{k}_surfaces"]) for k in through_cell.DOMAINS},
             **{f"{k}_log_c_e": np.log(d[f"{k}_c_e"]) for k in through_cell.DOMAINS},
         }
-        for name, shift in (("late", ELECTROLYTE_STEP_S), ("early", -ELECTROLYTE_STEP_S)):
-            columns.update(
-                {f"{k}_{name}": v for k, v in self._inputs_at(np.maximum(d["t"] + shift, 0.0)).items()}
-            )
         self.columns = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in columns.items()}
         # Each curve counts as much as any other (the bar is on each curve's RMSE): a 0.5C curve
         # has four times the samples of a 2C one.
@@ -469,15 +465,20 @@ class DfnFit:
         self.probability = torch.from_numpy(np.repeat(1.0 / self.lengths, self.lengths))
         self._responses = {}
 
-    def _inputs_at(self, t) -> dict:
-        """The network's inputs and the electrolyte network's c_e at times ``t`` of the samples."""
-        d = self.data
+    def _inputs_at(self, rows: np.ndarray, t: np.ndarray) -> dict:
+        """The network's inputs and the electrolyte network's c_e for samples ``rows`` moved to
+        times ``t``, as float64 tensors: the inputs of ``electrolyte_concentrations``."""
+        d = {k: self.data[k][rows] for k in DOMAIN}
+        scale = d["positive_diffusivity_scale"]
         x_n, x_p = spm_pinn.surface_stoichiometries(
-            np, self.particle, len(self.particle) // 2, t, d["positive_diffusivity_scale"], d["c_rate"]
+            np, self.particle, len(self.particle) // 2, t, scale, d["c_rate"]
         )
-        z, _ = encode(np, t, x_n, x_p, d["positive_diffusivity_scale"], d["negative_j0_scale"], d["c_rate"])
+        z, _ = encode(np, t, x_n, x_p, scale, d["negative_j0_scale"], d["c_rate"])
         c_e_n, c_e_p, _ = electrolyte.state(np, self.cell, t, d["c_rate"])
-        return {"z": z, "t": t, "c_e_n": c_e_n, "c_e_p": c_e_p}
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v))
+            for k, v in zip(("z", "t", "c_e_n", "c_e_p"), (z, t, c_e_n, c_e_p))
+        }
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """``n`` training discharges, whole: the particles' residual needs each one's history."""
@@ -495,7 +496,7 @@ class DfnFit:
         (``particle.step_response_matrix``); the SPM's surfaces carry the uniform reaction's part.
         The surfaces and c_e are the network's, or with ``at_dfn`` the DFN's own (the training
         data's)."""
-        b, lengths = self._discharges(discharges)
+        b, lengths, _ = self._discharges(discharges)
         if at_dfn:
             logits = {k: b[k] for k in through_cell.DOMAINS}
             c_e = tuple(torch.exp(b[f"{k}_log_c_e"]) for k in through_cell.DOMAINS)
@@ -518,17 +519,20 @@ class DfnFit:
         ``discharges``, under the reaction solved at its surfaces and c_e, ∂c_e/∂t by central
         differences over ± ``ELECTROLYTE_STEP_S`` (one-sided at t = 0). Measured, not in the
         loss (the module's docstring says why)."""
-        b, _ = self._discharges(discharges)
+        b, _, rows = self._discharges(discharges)
         logits, c_e = self.fields(self._run(model, b["z"]), b)
         surfaces = {k: torch.sigmoid(v) for k, v in logits.items()}
         reaction = solve_reactions(torch, surfaces, b["current"], b["j0"], *c_e)
+        t = self.data["t"][rows]
+        shifted = [
+            self._inputs_at(rows, when)
+            for when in (t + ELECTROLYTE_STEP_S, np.maximum(t - ELECTROLYTE_STEP_S, 0.0))
+        ]
         late, early = (
-            electrolyte_concentrations(
-                torch, self._run(model, b[f"z_{n}"]), b[f"t_{n}"], b[f"c_e_n_{n}"], b[f"c_e_p_{n}"]
-            )
-            for n in ("late", "early")
+            electrolyte_concentrations(torch, self._run(model, a["z"]), a["t"], a["c_e_n"], a["c_e_p"])
+            for a in shifted
         )
-        dt = (b["t_late"] - b["t_early"])[:, None]
+        dt = (shifted[0]["t"] - shifted[1]["t"])[:, None]
         return {
             domain: through_cell.electrolyte_residual(
                 torch, domain, c_e[i], (late[i] - early[i]) / dt, reaction[domain], b["current"]
@@ -536,12 +540,12 @@ class DfnFit:
             for i, domain in enumerate(through_cell.DOMAINS)
         }
 
-    def _discharges(self, discharges: list) -> tuple[dict, list]:
+    def _discharges(self, discharges: list) -> tuple[dict, list, np.ndarray]:
         """(the columns of ``discharges``' samples, one discharge after the other, in float64;
-        their lengths)."""
+        their lengths; their rows)."""
         lengths = [int(self.lengths[i]) for i in discharges]
         rows = np.concatenate([self.starts[i] + np.arange(n) for i, n in zip(discharges, lengths)])
-        return {k: v[torch.from_numpy(rows)].double() for k, v in self.columns.items()}, lengths
+        return {k: v[torch.from_numpy(rows)].double() for k, v in self.columns.items()}, lengths, rows
 
     @staticmethod
     def _run(model, z):
