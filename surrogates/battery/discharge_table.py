@@ -11,11 +11,14 @@ a millisecond. Two things make it smooth enough to tabulate:
   u with τ = (1 − (1 − u)²)²: √τ at the start (the particles' √t response) and nodes packed
   quadratically into the cliff. 96 Chebyshev–Lobatto nodes in u reproduce a curve to 0.1 mV
   (measured at 1C, the slowest cells included), where 96 nodes in √τ alone missed by 40 mV.
-- **panels in the diffusivity.** Where the positive particles saturate before the negative ones
-  empty (scale below about 0.4 at 1C) t_cut bends sharply, a corner to a polynomial (0.14 V off
-  across a quarter-decade panel). So log10 positive_diffusivity_scale is cut into panels of a
-  quarter decade, each with its own series, and a panel whose check misses TOLERANCE_V is
-  halved, up to MAX_SPLITS times.
+- **panels.** Where the positive particles saturate before the negative ones empty (scale below
+  about 0.4 at 1C) t_cut bends sharply, a corner to a polynomial (0.14 V off across a
+  quarter-decade panel). So log10 positive_diffusivity_scale is cut into panels of a quarter
+  decade, each with its own series, and a panel that misses its bars is halved, up to
+  MAX_SPLITS times: across the scale whose series' tail is the larger. At 1C that is the
+  diffusivity's; at 1.9–2C, where the corner runs along the exchange current too, the checks
+  missed by up to 1 mV in panels 1/256 of a decade wide until they were halved in the exchange
+  current as well.
 
 Each panel is checked against the surrogate at CHECKS_PER_PANEL random points of its own, on
 their whole curves up to the surrogate's cut-off, between the table's time nodes. A table with
@@ -58,11 +61,11 @@ LOG_J0 = tuple(np.log10(DOMAIN["negative_j0_scale"]))
 @dataclass(frozen=True)
 class DischargeTable:
     c_rate: float
-    edges: np.ndarray  # (P + 1,) the panels' edges in log10 positive_diffusivity_scale
+    panels: np.ndarray  # (P, 4) each panel's bounds in log10: (pd low, pd high, j0 low, j0 high)
     log_cutoff: np.ndarray  # (P, A, B): Chebyshev coefficients of ln t_cut [s]
     volts: np.ndarray  # (P, A, B, K): the voltage [V] at the time nodes, Chebyshev in the scales
     check_max_v: np.ndarray  # (P,) largest difference from the surrogate at the checks [V]
-    tail_v: np.ndarray  # (P,) the voltage's last two coefficients along the panel, largest [V]
+    tail_v: np.ndarray  # (P,) the voltage's last two coefficients in either scale, largest [V]
 
     @property
     def usable(self) -> bool:
@@ -136,19 +139,25 @@ def _curves(voltage, c_rate: float, pd: np.ndarray, j0: np.ndarray, u: np.ndarra
 
 
 def _fit(voltage, c_rate: float, panels: np.ndarray, rng) -> tuple:
-    """Series and checks of ``panels`` (P, 2): (ln t_cut's coefficients (P, A, B), the voltage's
+    """Series and checks of ``panels`` (P, 4): (ln t_cut's coefficients (P, A, B), the voltage's
     (P, A, B, K), the largest voltage difference at the checks (P,), the voltage's series tail
-    along the panel (P,))."""
-    width = panels[:, 1:] - panels[:, :1]
-    nodes = panels[:, :1] + width * (lobatto(PANEL_NODES) + 1.0) / 2.0  # (P, A)
-    log_j0 = LOG_J0[0] + (LOG_J0[1] - LOG_J0[0]) * (lobatto(J0_NODES) + 1.0) / 2.0
-    grid = [g.ravel() for g in np.meshgrid(nodes.ravel(), log_j0, indexing="ij")]
-    checks = rng.uniform(panels[:, :1], panels[:, 1:], (len(panels), CHECKS_PER_PANEL)).ravel()
+    along each scale (P, 2))."""
+    lo, width = panels[:, 0::2], panels[:, 1::2] - panels[:, 0::2]  # (P, 2): pd, j0
+    log_pd = lo[:, :1] + width[:, :1] * (lobatto(PANEL_NODES) + 1.0) / 2.0  # (P, A)
+    log_j0 = lo[:, 1:] + width[:, 1:] * (lobatto(J0_NODES) + 1.0) / 2.0  # (P, B)
+    shape = (len(panels), PANEL_NODES, J0_NODES)
+    grid = [
+        np.broadcast_to(log_pd[:, :, None], shape).ravel(),
+        np.broadcast_to(log_j0[:, None, :], shape).ravel(),
+    ]
     # the corner runs across the panels (at 1C from 0.41 at the smallest exchange current to
-    # 0.44 at the largest): one check in each eighth of its range, so none is left out
-    strata = (np.arange(checks.size) % CHECKS_PER_PANEL + rng.uniform(size=checks.size)) / CHECKS_PER_PANEL
-    log_pd = np.concatenate([grid[0], checks])
-    log_j0 = np.concatenate([grid[1], LOG_J0[0] + (LOG_J0[1] - LOG_J0[0]) * strata])
+    # 0.44 at the largest): one check in each eighth of a panel's exchange current, so none is
+    # left out
+    strata = (
+        np.arange(CHECKS_PER_PANEL) + rng.uniform(size=(len(panels), CHECKS_PER_PANEL))
+    ) / CHECKS_PER_PANEL
+    checks = [lo[:, :1] + width[:, :1] * rng.uniform(size=strata.shape), lo[:, 1:] + width[:, 1:] * strata]
+    log_pd, log_j0 = (np.concatenate([g, c.ravel()]) for g, c in zip(grid, checks, strict=True))
     n = grid[0].size
     # the checks' times fall between the nodes: uniform in u
     u = np.where(
@@ -157,42 +166,55 @@ def _fit(voltage, c_rate: float, panels: np.ndarray, rng) -> tuple:
         np.linspace(0, 1, TIME_NODES),
     )
     t_cut, volts = _curves(voltage, c_rate, 10.0**log_pd, 10.0**log_j0, u)
-    shape = (len(panels), PANEL_NODES, J0_NODES)
     log_cutoff = _to_coefficients(np.log(t_cut[:n]).reshape(shape), (1, 2))
     series = _to_coefficients(volts[:n].reshape(shape + (TIME_NODES,)), (1, 2))
     err = np.zeros(len(panels))
-    for i in range(checks.size):
+    for i in range(checks[0].size):
         row, panel = n + i, i // CHECKS_PER_PANEL
         pd, j0 = 10.0 ** log_pd[row], 10.0 ** log_j0[row]
         # the panel on its own: the panels being fitted need not be neighbours
-        part = DischargeTable(c_rate, panels[panel], log_cutoff[panel, None], series[panel, None], None, None)
+        part = DischargeTable(
+            c_rate, panels[panel, None], log_cutoff[panel, None], series[panel, None], None, None
+        )
         tabled = voltage_in_table(np, part, t_cut[row] * tau_of_u(u[row]), pd, j0)
         err[panel] = max(err[panel], np.abs(tabled - volts[row]).max())
     # A resolved series ends in coefficients far below the tolerance. The checks alone missed
     # the corner where it runs along a narrow band of the exchange current (0.6 mV there at 1C,
     # 0.18 at the checks), the tail did not (0.36 mV; 0.01 or less in the panels beside it).
-    tail = np.abs(series[:, -2:]).max(axis=(1, 2, 3))
-    return log_cutoff, series, err, tail
+    tails = np.stack(
+        [np.abs(series[:, -2:]).max(axis=(1, 2, 3)), np.abs(series[:, :, -2:]).max(axis=(1, 2, 3))], -1
+    )
+    return log_cutoff, series, err, tails
 
 
 def build(voltage, c_rate: float, seed: int = 0) -> DischargeTable:
     """The table of ``voltage(t (n, T), pd (n, 1), j0 (n, 1))`` (the surrogate at ``c_rate``,
-    JAX, jitted): quarter-decade panels, those that miss TOLERANCE_V halved (see the module)."""
+    JAX, jitted): quarter-decade panels, those that miss their bars halved (see the module)."""
     rng = np.random.default_rng(seed)
     first = np.arange(LOG_PD[0], LOG_PD[1], PANEL_DECADES)
-    todo = np.stack([first, np.minimum(first + PANEL_DECADES, LOG_PD[1])], -1)
-    kept = []  # (lo, hi, ln t_cut's series, the voltage's, err, tail) per finished panel
+    todo = np.stack(
+        [first, np.minimum(first + PANEL_DECADES, LOG_PD[1]), *np.broadcast_arrays(*LOG_J0, first)[:2]], -1
+    )
+    kept = []  # (bounds, ln t_cut's series, the voltage's, err, tail) per finished panel
     for split in range(MAX_SPLITS + 1):
-        log_cutoff, series, err, tail = _fit(voltage, c_rate, todo, rng)
-        fine = _meets(err, tail) | (split == MAX_SPLITS)
-        kept += [(*todo[i], log_cutoff[i], series[i], err[i], tail[i]) for i in np.flatnonzero(fine)]
-        halves = [(lo, (lo + hi) / 2, hi) for lo, hi in todo[~fine]]
+        log_cutoff, series, err, tails = _fit(voltage, c_rate, todo, rng)
+        fine = _meets(err, tails.max(1)) | (split == MAX_SPLITS)
+        kept += [(todo[i], log_cutoff[i], series[i], err[i], tails[i].max()) for i in np.flatnonzero(fine)]
+        halves = [h for i in np.flatnonzero(~fine) for h in _halves(todo[i], int(tails[i, 1] > tails[i, 0]))]
         if not halves:
             break
-        todo = np.array([pair for lo, mid, hi in halves for pair in ((lo, mid), (mid, hi))])
-    kept.sort(key=lambda p: p[0])
-    lo, hi, log_cutoff, series, err, tail = (np.array(v) for v in zip(*kept, strict=True))
-    return DischargeTable(float(c_rate), np.append(lo, hi[-1]), log_cutoff, series, err, tail)
+        todo = np.array(halves)
+    kept.sort(key=lambda p: tuple(p[0]))
+    panels, log_cutoff, series, err, tail = (np.array(v) for v in zip(*kept, strict=True))
+    return DischargeTable(float(c_rate), panels, log_cutoff, series, err, tail)
+
+
+def _halves(bounds: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """A panel's bounds (4,) halved across its diffusivity (``axis`` 0) or exchange current (1)."""
+    mid = bounds[2 * axis : 2 * axis + 2].mean()
+    low, high = bounds.copy(), bounds.copy()
+    low[2 * axis + 1], high[2 * axis] = mid, mid
+    return low, high
 
 
 def save(table: DischargeTable, path: Path) -> None:
@@ -221,12 +243,13 @@ def _chebyshev(xp, x, n: int):
 def _log_cutoff(xp, table: DischargeTable, pd, j0):
     """(ln t_cut, the panel, its Chebyshev vectors in both scales); scales outside the box are
     taken at its edge."""
-    edges = xp.asarray(table.edges)
-    x = xp.clip(xp.log10(pd), *LOG_PD)
-    index = xp.sum(x >= edges[1:-1])  # a count, not a search: one fused operation in XLA
-    local = 2.0 * (x - edges[index]) / (edges[index + 1] - edges[index]) - 1.0
-    y = 2.0 * (xp.clip(xp.log10(j0), *LOG_J0) - LOG_J0[0]) / (LOG_J0[1] - LOG_J0[0]) - 1.0
-    ta, tb = _chebyshev(xp, local, PANEL_NODES), _chebyshev(xp, y, J0_NODES)
+    bounds = xp.asarray(table.panels)
+    x, y = xp.clip(xp.log10(pd), *LOG_PD), xp.clip(xp.log10(j0), *LOG_J0)
+    inside = (x >= bounds[:, 0]) & (x <= bounds[:, 1]) & (y >= bounds[:, 2]) & (y <= bounds[:, 3])
+    index = xp.argmax(inside)  # the first panel that holds the point (neighbours share an edge)
+    lo, hi = bounds[index, 0::2], bounds[index, 1::2]
+    ta = _chebyshev(xp, 2.0 * (x - lo[0]) / (hi[0] - lo[0]) - 1.0, PANEL_NODES)
+    tb = _chebyshev(xp, 2.0 * (y - lo[1]) / (hi[1] - lo[1]) - 1.0, J0_NODES)
     return ta @ xp.asarray(table.log_cutoff)[index] @ tb, index, ta, tb
 
 
