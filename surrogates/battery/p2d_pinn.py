@@ -149,7 +149,7 @@ N_INPUTS, N_OUTPUTS = 8, 3 + 2 * SURFACE_MODES + 2 * C_E_MODES
 LOSS_SCALE_V = 0.01  # the voltage's loss is in units of 10 mV
 LOSS_SCALE_LOGIT = 0.02  # the surfaces' in units of 0.02 in logit (0.005 in x at x = 0.5)
 LOSS_SCALE_LOG_C_E = 0.01  # c_e's in units of 1 % (10 mol/m³ at c_e0)
-SOLVE_STEPS = 8  # damped Newton from a uniform start (``through_cell._newton_step``), the last step full
+SOLVE_STEPS = 6  # damped Newton from a uniform start (``through_cell._newton_step``), the last step full
 END_FRACTIONS = 1.0 - np.geomspace(0.05, 1e-4, 40)  # of the cut-off time: the cliff
 TRAIN_SEED = 7  # the held-out design uses spm_pinn's validation seed
 PARTICLE_SCALE = 0.01  # the particles' residual is in units of 0.01 in stoichiometry
