@@ -169,7 +169,7 @@ class P2dSurrogate(SpmSurrogate):
 class P2dTabulated(P2dSurrogate):
     """``battery.p2d`` tabulated for samplers (``discharge_table``): along a record at a C-rate
     fixed by the study, the voltage comes from Chebyshev series in the scales and the time
-    relative to the cut-off, built at the first call for that C-rate (12 s at 1C, then cached on
+    relative to the cut-off, built at the first call for that C-rate (6–10 s, then cached on
     disk) and checked panel by panel against the network, within 0.2 mV up to its cut-off. A
     table that cannot meet that, and everything else (NumPy, torch, times or C-rates traced),
     runs the network."""
