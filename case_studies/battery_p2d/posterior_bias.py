@@ -9,7 +9,7 @@ width, a surrogate whose voltage is off by e(t) along the record moves the poste
 whatever the noise, and the exact posterior's sd is σ·sqrt(diag (SᵀS)⁻¹) for σ = 5 mV and a
 sample every 10 s (at the case study's record, the exact DFN grid's own sds, from
 ``results.json``). At the case study's record Δθ in exact sds is what NUTS on the surrogate
-measured (+0.27 to +0.29 / +0.11 to +0.13 over four runs against +0.22 / +0.17 here; a test
+measured (+0.26 to +0.29 / +0.11 to +0.14 over five runs against +0.22 / +0.17 here; a test
 holds the two within 0.1 sd), so it
 stands in for a calibration at every held-out cell, from the residual curves the card keeps
 beside the weights (surrogate − DFN on 240 points up to the cut-off).

@@ -60,7 +60,7 @@ def test_linearised_posterior_shift_is_what_nuts_measured_at_the_case_study(ship
     # shift, -(S'S)^-1 S'e in exact sds, to stand in for a calibration at each held-out cell. At
     # the case study's record it must be the shift NUTS on these weights measured against the
     # exact DFN grid (results.json), to its Monte Carlo error (0.02 sd at a bulk ESS of 2,700;
-    # four NUTS runs on these weights gave +0.27 to +0.29 sd) and the second-order terms the
+    # five NUTS runs on these weights gave +0.26 to +0.29 sd) and the second-order terms the
     # linearisation drops (about 0.05 sd). Other weights of this design moved it by -1.4 to +2 sd.
     import importlib.util
     import json
