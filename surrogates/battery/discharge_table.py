@@ -192,9 +192,8 @@ def build(voltage, c_rate: float, seed: int = 0) -> DischargeTable:
     JAX, jitted): quarter-decade panels, those that miss their bars halved (see the module)."""
     rng = np.random.default_rng(seed)
     first = np.arange(LOG_PD[0], LOG_PD[1], PANEL_DECADES)
-    todo = np.stack(
-        [first, np.minimum(first + PANEL_DECADES, LOG_PD[1]), *np.broadcast_arrays(*LOG_J0, first)[:2]], -1
-    )
+    last = np.minimum(first + PANEL_DECADES, LOG_PD[1])
+    todo = np.stack([first, last, np.full_like(first, LOG_J0[0]), np.full_like(first, LOG_J0[1])], -1)
     kept = []  # (bounds, ln t_cut's series, the voltage's, err, tail) per finished panel
     for split in range(MAX_SPLITS + 1):
         log_cutoff, series, err, tails = _fit(voltage, c_rate, todo, rng)
