@@ -197,9 +197,10 @@ def build(voltage, c_rate: float, seed: int = 0) -> DischargeTable:
     kept = []  # (bounds, ln t_cut's series, the voltage's, err, tail) per finished panel
     for split in range(MAX_SPLITS + 1):
         log_cutoff, series, err, tails = _fit(voltage, c_rate, todo, rng)
-        fine = _meets(err, tails.max(1)) | (split == MAX_SPLITS)
-        kept += [(todo[i], log_cutoff[i], series[i], err[i], tails[i].max()) for i in np.flatnonzero(fine)]
-        halves = [h for i in np.flatnonzero(~fine) for h in _halves(todo[i], int(tails[i, 1] > tails[i, 0]))]
+        tail = tails.max(1)
+        fine = _meets(err, tail) | (split == MAX_SPLITS)
+        kept += [(todo[i], log_cutoff[i], series[i], err[i], tail[i]) for i in np.flatnonzero(fine)]
+        halves = [h for i in np.flatnonzero(~fine) for h in _halves(todo[i], int(np.argmax(tails[i])))]
         if not halves:
             break
         todo = np.array(halves)
